@@ -1,0 +1,1 @@
+"""Ingestion: jobs, the queue, the pipeline, progress events and their streams."""

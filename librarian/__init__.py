@@ -1,0 +1,3 @@
+"""The Librarian: turns URLs into a curated, searchable library of Markdown files."""
+
+__version__ = "1.0.0"

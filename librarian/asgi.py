@@ -1,0 +1,18 @@
+"""The ASGI entry point: Django for HTTP, Channels consumers for streams."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "librarian.settings")
+
+from django.core.asgi import get_asgi_application  # noqa: E402
+
+django_asgi = get_asgi_application()
+
+from librarian.routing import build_application  # noqa: E402
+from library.services import become_index_owner  # noqa: E402
+
+# The web process owns Qdrant local mode; workers leave vectors pending for it.
+become_index_owner()
+application = build_application(django_asgi)

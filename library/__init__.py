@@ -1,0 +1,1 @@
+"""The library: items, tiers, tags, Markdown files, the vector index and search."""
