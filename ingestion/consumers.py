@@ -42,6 +42,7 @@ from ingestion.stream_hub import (
     Delivery,
     get_hub,
     job_events_after,
+    job_newest_event_type,
     last_event_pk,
     run_cancelled,
     user_events_after,
@@ -178,20 +179,22 @@ async def follow_job(
     """The job's events after `after`, each once and in order; None means "send a heartbeat".
 
     Subscribes before reading the backlog, so nothing committed in between is
-    missed; ends after the final event.
+    missed. Ends after a final event that is the newest one known: a retried
+    job's log goes on past its earlier `error`.
     """
     hub = get_hub()
     sub = await hub.watch_job(job.pk)
     last = after
     try:
+        newest: str | None = None
         async for event in _job_replay(job.pk, last):
             yield event
-            last = event["id"]
-            if event["event"] in FINAL_EVENTS:
-                return
-        if job.is_terminal:
-            # Finished when we looked (its final event commits with the status),
-            # so the history above is all there is.
+            last, newest = event["id"], event["event"]
+        if newest is None and last > 0:
+            newest = await job_newest_event_type(job.pk)
+        if newest in FINAL_EVENTS or job.is_terminal:
+            # A terminal status commits with its final event, so a job that was
+            # finished when we looked has nothing more to send.
             return
         while True:
             batch = await sub.next_batch(heartbeat_s)
@@ -203,22 +206,19 @@ async def follow_job(
             if sub.lagged:
                 sub.lagged = False
                 batch = [(e["id"], e) async for e in _job_replay(job.pk, last)]
+            fresh: list[WireEvent] = []
             for seq, event in batch:
                 if seq <= last:
                     continue  # already sent (from the backlog or an earlier push)
                 if seq > last + 1:
                     # A push skipped ahead: the missing ones are in the table.
-                    async for missing in _job_replay(job.pk, last, seq - 1):
-                        yield missing
-                        last = missing["id"]
-                        if missing["event"] in FINAL_EVENTS:
-                            return
-                    if seq <= last:
-                        continue
-                yield event
+                    fresh += [e async for e in _job_replay(job.pk, last, seq - 1)]
+                fresh.append(event)
                 last = seq
-                if event["event"] in FINAL_EVENTS:
-                    return
+            for event in fresh:
+                yield event
+            if fresh and fresh[-1]["event"] in FINAL_EVENTS:
+                return
     finally:
         hub.unsubscribe(sub)
 

@@ -47,7 +47,6 @@ _ACCEPT = "text/html,application/xhtml+xml;q=0.9,text/plain;q=0.8,*/*;q=0.1"
 # WHATWG decodes these labels with a superset; so do browsers, and pages rely on it.
 _SUPERSETS = {
     "ascii": "cp1252",
-    "latin_1": "cp1252",
     "iso8859-1": "cp1252",
     "shift_jis": "cp932",
     "euc_kr": "cp949",
@@ -56,6 +55,8 @@ _SUPERSETS = {
     "tis-620": "cp874",
     "iso8859-11": "cp874",
 }
+# Labels pages use that Python's codec registry does not know.
+_ALIASES = {"x-sjis": "cp932", "windows-31j": "cp932", "x-gbk": "gbk"}
 _META_CHARSET = re.compile(rb"""<meta\s[^>]*?charset\s*=\s*["']?\s*([\w.:\-]+)""", re.IGNORECASE)
 _HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<!--", b"<title", b"<meta")
 _BINARY_STARTS = (b"%pdf", b"pk\x03\x04", b"\x89png", b"gif8", b"\xff\xd8\xff", b"\x1f\x8b")
@@ -217,6 +218,7 @@ def pinned_request(
         "Accept": _ACCEPT,
         # Only encodings we inflate ourselves, in bounded steps (see _Inflater).
         "Accept-Encoding": "gzip, deflate",
+        "Connection": "close",  # one request per connection, see fetch()
     }
     extensions: dict[str, object] = {"timeout": timeout.as_dict()}
     if url.scheme == "https":
@@ -259,9 +261,10 @@ def _send(
 
 
 def _transport_error(exc: httpx.HTTPError, url: httpx.URL) -> FetchError:
+    detail = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.TimeoutException):
-        return FetchError("fetch_timeout", f"{url} timed out ({exc!r})", transient=True)
-    return FetchError("connection_failed", f"{url} could not be reached: {exc!r}", transient=True)
+        return FetchError("fetch_timeout", f"{url} timed out: {detail}", transient=True)
+    return FetchError("connection_failed", f"{url} could not be reached: {detail}", transient=True)
 
 
 def _next_hop(
@@ -414,7 +417,8 @@ def _text_codec(label: str | None) -> str | None:
     if not label:
         return None
     try:
-        name = codecs.lookup(label.strip()).name
+        label = label.strip().lower()
+        name = codecs.lookup(_ALIASES.get(label, label)).name
         b"".decode(name)  # refuses bytes-to-bytes codecs such as base64 and rot13
     except (LookupError, ValueError):
         return None

@@ -17,14 +17,17 @@ AddressPolicy = Callable[[IPAddress], bool]
 # Prefixes that carry an IPv4 address inside an IPv6 one: a public-looking IPv6
 # address may still route to a private IPv4 host through a translator.
 _NAT64 = (ipaddress.IPv6Network("64:ff9b::/96"), ipaddress.IPv6Network("64:ff9b:1::/48"))
-_SIX_TO_FOUR = ipaddress.IPv6Network("2002::/16")
 
 
 class BlockedAddress(Exception):
     """A host resolved to (or is) an address the policy refuses."""
 
     def __init__(self, host: str, address: IPAddress) -> None:
-        super().__init__(f"{host} resolves to {address}, which is not a public address")
+        if host.strip("[]") == str(address):
+            message = f"{address} is not a public address"
+        else:
+            message = f"{host} resolves to {address}, which is not a public address"
+        super().__init__(message)
         self.host = host
         self.address = address
 

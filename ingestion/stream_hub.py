@@ -70,6 +70,16 @@ def user_events_after(
 
 
 @database_sync_to_async
+def job_newest_event_type(job_id: uuid.UUID) -> str | None:
+    return (
+        JobEvent.objects.filter(job_id=job_id)
+        .order_by("-seq")
+        .values_list("type", flat=True)
+        .first()
+    )
+
+
+@database_sync_to_async
 def _job_last_seq(job_id: uuid.UUID) -> int:
     return Job.objects.filter(pk=job_id).values_list("last_seq", flat=True).first() or 0
 
@@ -365,6 +375,7 @@ __all__ = [
     "Subscription",
     "get_hub",
     "job_events_after",
+    "job_newest_event_type",
     "last_event_pk",
     "run_cancelled",
     "user_events_after",

@@ -7,6 +7,7 @@ events, Qdrant local mode and local files. `REDIS_URL`, `DATABASE_URL`,
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +91,8 @@ if DATABASE_URL:
     DATABASES: dict[str, Any] = {
         "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))
     }
+    # One test database per test run, so parallel runs on one server do not collide.
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
 else:
     DATABASES = {
         "default": {
@@ -102,7 +105,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 30,
             },
-            "TEST": {"NAME": DATA_DIR / "test-librarian.sqlite3"},
+            # A file (not memory) so server and worker processes in tests share it.
+            "TEST": {"NAME": DATA_DIR / f"test-librarian-{os.getpid()}.sqlite3"},
         }
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

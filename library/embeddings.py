@@ -232,7 +232,7 @@ def _softmax_weighted(scores: FloatArray, values: FloatArray) -> FloatArray:
 
     Scores are not shifted by their row maximum first: for this model they stay
     far inside float32's exp range, and the caller checks the result and redoes
-    the rare row that is not.
+    the text whose scores are not.
     """
     np.exp(scores, out=scores)
     return scores @ values
@@ -422,7 +422,10 @@ class OpenAIEmbedder:
     def _request(self, texts: list[str]) -> FloatArray:
         # Empty strings are rejected by OpenAI; a single space embeds as "nothing".
         response = self._client.embeddings.create(
-            model=self.model, input=[t if t.strip() else " " for t in texts]
+            model=self.model,
+            input=[t if t.strip() else " " for t in texts],
+            # Not every compatible server speaks the SDK's base64 shortcut.
+            encoding_format="float",
         )
         # The API may answer out of order; `index` says which input each vector is.
         rows = sorted(response.data, key=lambda d: d.index)

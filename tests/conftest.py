@@ -34,10 +34,8 @@ def _isolated_data(settings, tmp_path: Path) -> Iterator[None]:
 
 
 def _reset_index() -> None:
-    try:  # TODO(lead): plain import once library.vector_index lands
-        from library import vector_index
-    except ImportError:
-        return
+    from library import vector_index
+
     vector_index.reset_index_for_tests()
 
 

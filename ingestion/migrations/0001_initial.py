@@ -8,87 +8,152 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('library', '0001_initial'),
+        ("library", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Job',
+            name="Job",
             fields=[
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('url', models.URLField(max_length=2048)),
-                ('canonical_url', models.URLField(db_index=True, max_length=2048)),
-                ('priority', models.PositiveSmallIntegerField(choices=[(0, 'high'), (1, 'normal'), (2, 'low')], default=1)),
-                ('options', models.JSONField(blank=True, default=dict)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('processing', 'Processing'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=12)),
-                ('current_stage', models.CharField(blank=True, max_length=12)),
-                ('stages_completed', models.JSONField(blank=True, default=list)),
-                ('percent', models.PositiveSmallIntegerField(default=0)),
-                ('error_type', models.CharField(blank=True, max_length=40)),
-                ('error_message', models.TextField(blank=True)),
-                ('error_stage', models.CharField(blank=True, max_length=12)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('not_before', models.DateTimeField(blank=True, help_text='Backoff: not claimable before.', null=True)),
-                ('lease_expires_at', models.DateTimeField(blank=True, null=True)),
-                ('lease_owner', models.CharField(blank=True, max_length=100)),
-                ('enqueued_at', models.DateTimeField(blank=True, null=True)),
-                ('last_seq', models.PositiveIntegerField(default=0)),
-                ('idempotency_key', models.CharField(blank=True, max_length=200)),
-                ('result', models.JSONField(blank=True, null=True)),
-                ('item', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to='library.libraryitem')),
-                ('submitted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='jobs', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4, editable=False, primary_key=True, serialize=False
+                    ),
+                ),
+                ("url", models.URLField(max_length=2048)),
+                ("canonical_url", models.URLField(db_index=True, max_length=2048)),
+                (
+                    "priority",
+                    models.PositiveSmallIntegerField(
+                        choices=[(0, "high"), (1, "normal"), (2, "low")], default=1
+                    ),
+                ),
+                ("options", models.JSONField(blank=True, default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("processing", "Processing"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("current_stage", models.CharField(blank=True, max_length=12)),
+                ("stages_completed", models.JSONField(blank=True, default=list)),
+                ("percent", models.PositiveSmallIntegerField(default=0)),
+                ("error_type", models.CharField(blank=True, max_length=40)),
+                ("error_message", models.TextField(blank=True)),
+                ("error_stage", models.CharField(blank=True, max_length=12)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                (
+                    "not_before",
+                    models.DateTimeField(
+                        blank=True, help_text="Backoff: not claimable before.", null=True
+                    ),
+                ),
+                ("lease_expires_at", models.DateTimeField(blank=True, null=True)),
+                ("lease_owner", models.CharField(blank=True, max_length=100)),
+                ("enqueued_at", models.DateTimeField(blank=True, null=True)),
+                ("last_seq", models.PositiveIntegerField(default=0)),
+                ("idempotency_key", models.CharField(blank=True, max_length=200)),
+                ("result", models.JSONField(blank=True, null=True)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="jobs",
+                        to="library.libraryitem",
+                    ),
+                ),
+                (
+                    "submitted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="jobs",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='JobEvent',
+            name="JobEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField()),
-                ('type', models.CharField(max_length=20)),
-                ('stage', models.CharField(blank=True, max_length=12)),
-                ('message', models.TextField(blank=True)),
-                ('percent', models.PositiveSmallIntegerField(blank=True, null=True)),
-                ('data', models.JSONField(default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('job', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='ingestion.job')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveIntegerField()),
+                ("type", models.CharField(max_length=20)),
+                ("stage", models.CharField(blank=True, max_length=12)),
+                ("message", models.TextField(blank=True)),
+                ("percent", models.PositiveSmallIntegerField(blank=True, null=True)),
+                ("data", models.JSONField(default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "job",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="ingestion.job",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['job_id', 'seq'],
+                "ordering": ["job_id", "seq"],
             },
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['status', 'priority', 'created_at'], name='job_claim_order'),
+            model_name="job",
+            index=models.Index(fields=["status", "priority", "created_at"], name="job_claim_order"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['status', 'lease_expires_at'], name='job_lease'),
+            model_name="job",
+            index=models.Index(fields=["status", "lease_expires_at"], name="job_lease"),
         ),
         migrations.AddIndex(
-            model_name='job',
-            index=models.Index(fields=['submitted_by', '-created_at'], name='job_by_user'),
+            model_name="job",
+            index=models.Index(fields=["submitted_by", "-created_at"], name="job_by_user"),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('status__in', ['queued', 'processing'])), fields=('canonical_url',), name='job_one_active_per_url'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status__in", ["queued", "processing"])),
+                fields=("canonical_url",),
+                name="job_one_active_per_url",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='job',
-            constraint=models.UniqueConstraint(condition=models.Q(('idempotency_key', ''), _negated=True), fields=('submitted_by', 'idempotency_key'), name='job_idempotency_key'),
+            model_name="job",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("idempotency_key", ""), _negated=True),
+                fields=("submitted_by", "idempotency_key"),
+                name="job_idempotency_key",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='jobevent',
-            constraint=models.UniqueConstraint(fields=('job', 'seq'), name='jobevent_unique_seq'),
+            model_name="jobevent",
+            constraint=models.UniqueConstraint(fields=("job", "seq"), name="jobevent_unique_seq"),
         ),
     ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import httpx
+
 from ingestion.extraction import extract_article
 from ingestion.fetch import FetchError, fetch
 from ingestion.pipeline import JobContext, StageFailure
+from ingestion.politeness import host_slot
 
 
 def _size(nbytes: int) -> str:
@@ -27,7 +30,9 @@ def run(ctx: JobContext) -> None:
         ctx.progress(5 + int(share * 65), f"Downloaded {_size(nbytes)}")
 
     try:
-        page = fetch(url, on_progress=on_progress)
+        # Politeness: a cap on simultaneous fetches per host, across all workers.
+        with host_slot(httpx.URL(url).host):
+            page = fetch(url, on_progress=on_progress)
     except FetchError as exc:
         raise StageFailure(
             exc.reason, exc.message, transient=exc.transient, retry_after=exc.retry_after

@@ -17,7 +17,7 @@ import yake
 from django.conf import settings
 
 from library.analysis import ANALYZER_VERSION, Analysis, Document, finish_score
-from library.analysis.screening import WORD
+from library.analysis.screening import CJK_CHAR, WORD
 from library.analysis.tags import (
     STOPWORDS,
     clean_tag,
@@ -44,11 +44,13 @@ VAGUE_WORDS = frozenset(_VAGUE.split())
 CONFIDENT_WORDS = 400
 MATTR_WINDOW = 100
 
-# Sentence ends, except after common abbreviations and initials.
+# Sentence ends, except after common abbreviations and initials; CJK full stops
+# end a sentence without a following space.
 _SENTENCE_END = re.compile(
-    r"(?<=[.!?。！？…])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|vs|Jr|Sr|Mt|No)\.)"
-    r"(?<!\be\.g\.)(?<!\bi\.e\.)[\"'”’)\]]*\s+"
+    r"(?<=[.!?…])(?<!\b[A-Z]\.)(?<!\b(?:Mr|Ms|Dr|St|vs|Jr|Sr|Mt|No)\.)"
+    r"(?<!\be\.g\.)(?<!\bi\.e\.)[\"'”’)\]]*\s+|(?<=[。！？])[”」』]?\s*"
 )
+_CJK_STOP = ("。", "！", "？", "”", "」", "』")
 _FULL_STOP = re.compile(r"[.!。！…][\"'”’)\]]*$")
 _DANGLING_WORDS = """
     this that these those they it its he she his her their them but and or so also then
@@ -107,13 +109,13 @@ def summarise(text: _Text, title: str, language: str) -> str:
     stop = _stopwords(language)
 
     def content(sentence: str) -> list[str]:
-        return [
-            w for w in (x.lower() for x in WORD.findall(sentence)) if w not in stop and len(w) > 2
-        ]
+        # Short words are mostly function words, except in CJK where a word is a character.
+        words = (x.lower() for x in WORD.findall(sentence))
+        return [w for w in words if w not in stop and (len(w) > 2 or CJK_CHAR.match(w))]
 
     freq = Counter(w for s in text.sentences for w in content(s))
     if not freq:
-        return _clip(" ".join(text.sentences[:2]))
+        return _clip(_join(text.sentences[:2]))
     top = max(freq.values())
     title_words = set(content(title))
     total = len(text.sentences)
@@ -128,10 +130,10 @@ def summarise(text: _Text, title: str, language: str) -> str:
         centrality = sum(freq[w] for w in words) / (top * len(words) ** 0.5)
         lead = 0.4 * (1 - index / total) + (0.3 if index < 3 else 0.0)
         in_title = 0.2 * len(title_words.intersection(words)) / (len(title_words) or 1)
-        dangling = 0.5 if sentence.split(maxsplit=1)[0].lower() in _DANGLING else 0.0
+        dangling = 0.5 if sentence.split(maxsplit=1)[0].strip(",;:").lower() in _DANGLING else 0.0
         candidates.append((index, centrality, lead + in_title - dangling))
     if not candidates:
-        return _clip(" ".join(text.sentences[:2]))
+        return _clip(_join(text.sentences[:2]))
     # Centrality scaled to 0–1 so the position and title bonuses weigh the same in any text.
     best = max(c for _, c, _ in candidates) or 1.0
     scored = [(c / best + other, index) for index, c, other in candidates]
@@ -148,7 +150,14 @@ def summarise(text: _Text, title: str, language: str) -> str:
             continue
         chosen.append(index)
         size += len(sentence) + 1
-    return _clip(" ".join(text.sentences[i] for i in sorted(chosen)))
+    return _clip(_join([text.sentences[i] for i in sorted(chosen)]))
+
+
+def _join(sentences: list[str]) -> str:
+    out = ""
+    for sentence in sentences:
+        out += sentence if not out or out.endswith(_CJK_STOP) else " " + sentence
+    return out
 
 
 def _overlap(a: str, b: str) -> float:

@@ -20,7 +20,7 @@ from typing import Any
 
 import openai
 from django.conf import settings
-from openai.types.chat import ChatCompletionMessageParam
+from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from openai.types.chat.completion_create_params import ResponseFormat
 from openai.types.shared_params.response_format_json_schema import JSONSchema
 
@@ -218,8 +218,11 @@ def _attempt(
                 f"HTTP {exc.status_code}", _backoff(attempt) if delay is None else delay
             ) from exc
         raise
-    if not response.choices:
-        raise _Retry("the reply has no choices", _backoff(attempt))
+    except openai.OpenAIError as exc:  # e.g. a body the SDK cannot read
+        raise _Retry(f"{type(exc).__name__}: {exc}", _backoff(attempt)) from exc
+    # A proxy or a misconfigured URL can answer 200 with an HTML page.
+    if not isinstance(response, ChatCompletion) or not response.choices:
+        raise _Retry("the server did not answer with a chat completion", _backoff(attempt))
     return response.choices[0].message.content, response.model or settings.LIBRARIAN_LLM_MODEL
 
 
@@ -248,8 +251,9 @@ def analyze(doc: Document, *, flags: Sequence[str] = ()) -> Analysis:
                     # is not a failed attempt.
                     mode = "json_object"
                     continue
+                detail = f"HTTP {exc.status_code}: {exc.message}"[:300]
                 raise AnalysisError(
-                    "analysis_failed", f"the model server refused: HTTP {exc.status_code}"
+                    "analysis_failed", f"the model server refused: {detail}"
                 ) from exc
             except _Retry as retry:
                 problem, delay = str(retry), retry.delay

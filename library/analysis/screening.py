@@ -15,7 +15,11 @@ from django.conf import settings
 
 from library.analysis import AnalysisError, Document
 
-WORD = re.compile(r"\w+(?:['’\-]\w+)*")
+# Chinese and Japanese run words together without spaces: count each character
+# as a word there, or a long article would look like a handful of "words".
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+WORD = re.compile(rf"[{_CJK}]|[^\W{_CJK}]+(?:['’\-][^\W{_CJK}]+)*")
+CJK_CHAR = re.compile(rf"[{_CJK}]")
 
 # Below this many words a single marker phrase is enough to judge the body.
 SHORT_BODY_WORDS = 150

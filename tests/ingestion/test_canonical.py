@@ -21,7 +21,10 @@ from ingestion.canonical import InvalidURL, canonical_url, check_submittable
         ("https://example.com/a#section-2", "https://example.com/a"),
         ("https://example.com/a?utm_source=x&utm_medium=y&id=7", "https://example.com/a?id=7"),
         ("https://example.com/?fbclid=1&gclid=2&dclid=3&msclkid=4&yclid=5", "https://example.com/"),
-        ("https://example.com/?mc_cid=1&mc_eid=2&igshid=3&ref_src=4&_hsenc=5&_hsmi=6", "https://example.com/"),
+        (
+            "https://example.com/?mc_cid=1&mc_eid=2&igshid=3&ref_src=4&_hsenc=5&_hsmi=6",
+            "https://example.com/",
+        ),
         ("https://example.com/?UTM_Campaign=x&q=1", "https://example.com/?q=1"),
         ("https://example.com/?b=2&a=1", "https://example.com/?a=1&b=2"),
         ("https://example.com/?a=2&b=1&a=1", "https://example.com/?a=2&a=1&b=1"),

