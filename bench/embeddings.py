@@ -57,7 +57,9 @@ ENDINGS = ["", " last week", " after years of delay", " despite the rain", " in 
 
 def sentences(count: int) -> list[str]:
     """`count` distinct, plausible English sentences, always the same ones."""
-    combos = [f"{s} {v} {o}{e}." for s, v, o, e in itertools.product(SUBJECTS, VERBS, OBJECTS, ENDINGS)]
+    combos = [
+        f"{s} {v} {o}{e}." for s, v, o, e in itertools.product(SUBJECTS, VERBS, OBJECTS, ENDINGS)
+    ]
     if count > len(combos):
         raise ValueError(f"only {len(combos)} sentences available")
     # Striding by a number prime to the total mixes neighbours that differ in one part.
@@ -108,7 +110,8 @@ def main() -> None:
 
     print("## Embeddings")
     print()
-    print(f"Local all-MiniLM-L6-v2 in numpy, {os.cpu_count()} CPUs.")
+    threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
+    print(f"Local all-MiniLM-L6-v2 in numpy, {os.cpu_count()} CPUs, BLAS threads: {threads}.")
     print()
     print("| measure | value |")
     print("|---|---|")

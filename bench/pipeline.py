@@ -21,7 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
-    dataset = Path(sys.argv[1] if len(sys.argv) > 1 else ROOT / "../shared/benchmarks/article-extraction")
+    dataset = Path(
+        sys.argv[1] if len(sys.argv) > 1 else ROOT / "../shared/benchmarks/article-extraction"
+    )
     workers = int(os.environ.get("BENCH_WORKERS", "2"))
     data_dir = Path(tempfile.mkdtemp(prefix="librarian-bench-"))
     os.environ.update(
@@ -55,8 +57,12 @@ def main() -> int:
     env = {**os.environ, "LIBRARIAN_WORKERS": str(workers)}
     started = time.monotonic()
     cluster = subprocess.Popen(
-        [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        [sys.executable, "manage.py", "qcluster"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         deadline = started + 900
@@ -86,7 +92,8 @@ def main() -> int:
     )
     print("| pages | completed | failed | wall time | pages/min |")
     print("|---|---|---|---|---|")
-    print(f"| {len(pages)} | {done} | {failed.count()} | {elapsed:.1f} s | {ended / elapsed * 60:.0f} |")
+    rate = ended / elapsed * 60
+    print(f"| {len(pages)} | {done} | {failed.count()} | {elapsed:.1f} s | {rate:.0f} |")
     if reasons:
         print("\nFailures by reason: " + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())))
     print("\n| stage | mean ms | p50 ms | p95 ms |")

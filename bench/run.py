@@ -66,9 +66,8 @@ def main() -> int:
         took = time.monotonic() - started
         if proc.returncode != 0:
             failed.append(name)
-            sections.append(
-                f"## {name}\n\nFAILED (exit {proc.returncode}):\n\n```\n{proc.stderr[-3000:]}\n```\n"
-            )
+            tail = proc.stderr[-3000:]
+            sections.append(f"## {name}\n\nFAILED (exit {proc.returncode}):\n\n```\n{tail}\n```\n")
         else:
             sections.append(proc.stdout.strip() + f"\n\n_({took:.0f} s to run)_\n")
     header = (

@@ -96,7 +96,7 @@ def main() -> None:
         f"({SEEDS} embedded sentences, perturbed); {QUERIES} searches each, limit 10."
     )
     print()
-    print(f"Embedding {SEEDS + QUERIES} sentences: {embed_s:.1f} s. ")
+    print(f"Embedding {SEEDS + QUERIES} sentences: {embed_s:.1f} s.")
     print(f"Upserting {POINTS:,} points: {upsert_s:.1f} s ({POINTS / upsert_s:,.0f} points/s).")
     print()
     print("| search | p50 ms | p99 ms | goal p99 < 50 ms |")

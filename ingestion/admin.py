@@ -6,6 +6,7 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.urls import reverse
 
 from ingestion.models import Job, JobEvent
 
@@ -40,6 +41,10 @@ class JobAdmin(admin.ModelAdmin):
     search_fields = ("url", "canonical_url", "id")
     date_hierarchy = "created_at"
     inlines = [JobEventInline]
+
+    def view_on_site(self, obj: Job) -> str:  # type: ignore[override]
+        # "View on site" opens the job's live page.
+        return reverse("web:job", args=[obj.pk])
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return [f.name for f in Job._meta.fields]

@@ -29,7 +29,6 @@ from channels.db import database_sync_to_async
 from channels.generic.http import AsyncHttpConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.auth.models import AnonymousUser
 from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -37,6 +36,7 @@ from django.utils.dateparse import parse_datetime
 from ingestion.access import job_for_user
 from ingestion.events import FINAL_EVENTS, WireEvent, format_heartbeat, format_sse
 from ingestion.models import Job
+from ingestion.stream_auth import TokenAuthMiddleware
 from ingestion.stream_hub import (
     PAGE,
     Delivery,
@@ -49,6 +49,15 @@ from ingestion.stream_hub import (
 )
 
 log = logging.getLogger(__name__)
+
+# TokenAuthMiddleware is re-exported: the routing takes everything it needs from here.
+__all__ = [
+    "JobSocketConsumer",
+    "JobStreamConsumer",
+    "TokenAuthMiddleware",
+    "UserSocketConsumer",
+    "UserStreamConsumer",
+]
 
 SSE_HEADERS = [
     (b"content-type", b"text/event-stream"),
@@ -67,48 +76,6 @@ CLOSE_NOT_FOUND = 4404
 
 class StreamBroken(Exception):
     """The live source of a stream failed; the client should reconnect and resume."""
-
-
-# ---------------------------------------------------------------- authentication
-
-
-@database_sync_to_async
-def _user_for_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
-
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return AnonymousUser()
-    return token.user
-
-
-class TokenAuthMiddleware:
-    """Sets scope["user"] from `Authorization: Token <key>` when the header is present.
-
-    Without the header the session cookie decides (AuthMiddlewareStack). A bad
-    token makes the user anonymous rather than falling back to the cookie, as
-    DRF's TokenAuthentication does. Works on either side of AuthMiddlewareStack:
-    outside it, the stack's `scope["user"]._wrapped = ...` lands as an unused
-    attribute on the resolved user instead of replacing it.
-    """
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        key = _token_from_headers(scope.get("headers", []))
-        if key is not None:
-            scope = dict(scope, user=await _user_for_token(key))
-        return await self.inner(scope, receive, send)
-
-
-def _token_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
-    for name, value in headers:
-        if name.lower() == b"authorization":
-            kind, _, key = value.decode("latin1").strip().partition(" ")
-            if kind.lower() == "token":
-                return key.strip()
-    return None
 
 
 def _authenticated(scope: dict[str, Any]) -> Any:
@@ -343,9 +310,6 @@ class _EventStreamConsumer(AsyncHttpConsumer):
 
     async def stream(self) -> None:
         raise NotImplementedError
-
-    async def handle(self, body: bytes) -> None:
-        await self.stream()
 
     async def send_headers(self, *, status: int = 200, headers: Any = None) -> None:
         self.response_started = True

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from librarian import db_unavailable
 
 
 def _first_message(detail: Any) -> tuple[str, str]:
@@ -23,7 +24,7 @@ def _first_message(detail: Any) -> tuple[str, str]:
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, OperationalError | InterfaceError):
+    if isinstance(exc, db_unavailable.UNAVAILABLE):
         return database_unavailable(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
@@ -44,7 +45,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
 def database_unavailable(exc: Exception) -> Response:
     return Response(
-        {"error": "the database is unavailable; try again shortly", "field": ""},
+        {"error": db_unavailable.unavailable_message(exc), "field": ""},
         status=503,
-        headers={"Retry-After": "5"},
+        headers={"Retry-After": str(db_unavailable.RETRY_AFTER_S)},
     )

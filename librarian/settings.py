@@ -57,6 +57,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "librarian.security.SecurityHeadersMiddleware",
+    # Before sessions, CSRF and auth: a CORS preflight carries no credentials.
+    "librarian.security.CorsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "librarian.db_unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "librarian.urls"
@@ -253,6 +257,7 @@ LIBRARIAN_LLM_MAX_RETRIES = envint("LIBRARIAN_LLM_MAX_RETRIES", 3)
 # Embeddings and the vector index.
 LIBRARIAN_EMBEDDER = envstr("LIBRARIAN_EMBEDDER", "local")
 LIBRARIAN_EMBEDDING_MODEL = envstr("LIBRARIAN_EMBEDDING_MODEL", "text-embedding-3-small")
+LIBRARIAN_EMBEDDING_DIM = envint("LIBRARIAN_EMBEDDING_DIM", 0) or None
 LIBRARIAN_NEAR_DUPLICATE_THRESHOLD = envfloat("LIBRARIAN_NEAR_DUPLICATE_THRESHOLD", 0.95)
 QDRANT_URL = envstr("QDRANT_URL")
 QDRANT_API_KEY = envstr("QDRANT_API_KEY")
@@ -269,14 +274,23 @@ LIBRARIAN_SSE_POLL_S = envfloat("LIBRARIAN_SSE_POLL_S", 0.2)
 LIBRARIAN_PUBLIC_LIBRARY = envbool("LIBRARIAN_PUBLIC_LIBRARY", False)
 LIBRARIAN_CORS_ORIGINS = envlist("LIBRARIAN_CORS_ORIGINS")
 
-# Security headers: secure cookies and HSTS unless development mode.
+# Security headers: secure cookies and HSTS unless development mode. The CSP and
+# CORS headers come from librarian/security.py (CORS from LIBRARIAN_CORS_ORIGINS).
 SESSION_COOKIE_SECURE = envbool("LIBRARIAN_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# SecurityMiddleware sends HSTS only on https requests, so plain-http development
+# never pins a browser to https.
 SECURE_HSTS_SECONDS = envint("LIBRARIAN_HSTS_SECONDS", 0 if DEBUG else 31536000)
+# The app runs behind a TLS-terminating proxy in production. A client that forges
+# this header on plain http gains nothing: browsers ignore HSTS over http, and
+# CSRF's referer check only gets stricter.
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOG_LEVEL = envstr("LOG_LEVEL", "INFO")

@@ -58,7 +58,8 @@ def vector_to_bytes(vector: npt.ArrayLike) -> bytes:
 
 def bytes_to_vector(data: bytes | memoryview) -> FloatArray:
     """Decode what `vector_to_bytes` stored."""
-    return np.frombuffer(bytes(data), dtype=_STORAGE_DTYPE).astype(np.float32)
+    # astype copies, so the result is writable and outlives the buffer.
+    return np.frombuffer(data, dtype=_STORAGE_DTYPE).astype(np.float32)
 
 
 def _normalise(vectors: FloatArray) -> FloatArray:
@@ -127,7 +128,7 @@ def _read_model() -> _MiniLM:
     files = importlib.resources.files(_MODEL_PACKAGE) / "model"
     config = json.loads((files / "config.json").read_text(encoding="utf-8"))
     tokenizer = Tokenizer.from_str((files / "tokenizer.json").read_text(encoding="utf-8"))
-    tokenizer.no_padding()  # batches are padded to their own longest text below
+    tokenizer.no_padding()  # texts are packed end to end, never padded
     tokenizer.enable_truncation(max_length=_MAX_TOKENS)
     weights = load_safetensors((files / "model.safetensors").read_bytes())
 

@@ -6,73 +6,119 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='Tag',
+            name="Tag",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100, unique=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100, unique=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='LibraryItem',
+            name="LibraryItem",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('url', models.URLField(max_length=2048, unique=True)),
-                ('title', models.CharField(max_length=500)),
-                ('author', models.CharField(blank=True, max_length=300)),
-                ('site', models.CharField(blank=True, max_length=300)),
-                ('published', models.CharField(blank=True, max_length=40)),
-                ('language', models.CharField(blank=True, max_length=20)),
-                ('description', models.TextField(blank=True)),
-                ('summary', models.TextField(blank=True)),
-                ('tier', models.CharField(choices=[('tier-a', 'Tier A'), ('tier-b', 'Tier B'), ('tier-c', 'Tier C'), ('tier-d', 'Tier D')], db_index=True, default='tier-c', max_length=6)),
-                ('quality_score', models.FloatField(db_index=True, default=0.0)),
-                ('quality_reasons', models.JSONField(blank=True, default=list)),
-                ('flags', models.JSONField(blank=True, default=list)),
-                ('word_count', models.PositiveIntegerField(default=0)),
-                ('reading_minutes', models.PositiveIntegerField(default=0)),
-                ('content_hash', models.CharField(db_index=True, max_length=64)),
-                ('body', models.TextField(blank=True, help_text='The article as Markdown (also in the file).')),
-                ('file_path', models.CharField(max_length=500)),
-                ('analyzer', models.CharField(blank=True, max_length=100)),
-                ('analyzer_model', models.CharField(blank=True, max_length=200)),
-                ('analyzer_version', models.CharField(blank=True, max_length=50)),
-                ('prompt_version', models.CharField(blank=True, max_length=50)),
-                ('embedder', models.CharField(blank=True, max_length=100)),
-                ('embedder_version', models.CharField(blank=True, max_length=50)),
-                ('created_at', models.DateTimeField(db_index=True, default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('tags', models.ManyToManyField(blank=True, related_name='items', to='library.tag')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("url", models.URLField(max_length=2048, unique=True)),
+                ("title", models.CharField(max_length=500)),
+                ("author", models.CharField(blank=True, max_length=300)),
+                ("site", models.CharField(blank=True, max_length=300)),
+                ("published", models.CharField(blank=True, max_length=40)),
+                ("language", models.CharField(blank=True, max_length=20)),
+                ("description", models.TextField(blank=True)),
+                ("summary", models.TextField(blank=True)),
+                (
+                    "tier",
+                    models.CharField(
+                        choices=[
+                            ("tier-a", "Tier A"),
+                            ("tier-b", "Tier B"),
+                            ("tier-c", "Tier C"),
+                            ("tier-d", "Tier D"),
+                        ],
+                        db_index=True,
+                        default="tier-c",
+                        max_length=6,
+                    ),
+                ),
+                ("quality_score", models.FloatField(db_index=True, default=0.0)),
+                ("quality_reasons", models.JSONField(blank=True, default=list)),
+                ("flags", models.JSONField(blank=True, default=list)),
+                ("word_count", models.PositiveIntegerField(default=0)),
+                ("reading_minutes", models.PositiveIntegerField(default=0)),
+                ("content_hash", models.CharField(db_index=True, max_length=64)),
+                (
+                    "body",
+                    models.TextField(
+                        blank=True, help_text="The article as Markdown (also in the file)."
+                    ),
+                ),
+                ("file_path", models.CharField(max_length=500)),
+                ("analyzer", models.CharField(blank=True, max_length=100)),
+                ("analyzer_model", models.CharField(blank=True, max_length=200)),
+                ("analyzer_version", models.CharField(blank=True, max_length=50)),
+                ("prompt_version", models.CharField(blank=True, max_length=50)),
+                ("embedder", models.CharField(blank=True, max_length=100)),
+                ("embedder_version", models.CharField(blank=True, max_length=50)),
+                (
+                    "created_at",
+                    models.DateTimeField(db_index=True, default=django.utils.timezone.now),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "tags",
+                    models.ManyToManyField(blank=True, related_name="items", to="library.tag"),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Chunk',
+            name="Chunk",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('ordinal', models.PositiveIntegerField()),
-                ('text', models.TextField()),
-                ('vector', models.BinaryField()),
-                ('embedder', models.CharField(max_length=100)),
-                ('indexed_at', models.DateTimeField(blank=True, db_index=True, null=True)),
-                ('item', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='chunks', to='library.libraryitem')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("ordinal", models.PositiveIntegerField()),
+                ("text", models.TextField()),
+                ("vector", models.BinaryField()),
+                ("embedder", models.CharField(max_length=100)),
+                ("indexed_at", models.DateTimeField(blank=True, db_index=True, null=True)),
+                (
+                    "item",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="chunks",
+                        to="library.libraryitem",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['item_id', 'ordinal'],
-                'constraints': [models.UniqueConstraint(fields=('item', 'ordinal'), name='chunk_unique_ordinal')],
+                "ordering": ["item_id", "ordinal"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("item", "ordinal"), name="chunk_unique_ordinal")
+                ],
             },
         ),
     ]

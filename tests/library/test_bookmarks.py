@@ -71,9 +71,14 @@ def test_it_reads_a_pocket_export_with_its_tags():
 
 
 def test_it_reads_a_plain_list_of_urls():
-    text = "# my reading list\nhttps://example.com/one\n\n  https://example.com/two  notes\nftp://x\n"
+    text = (
+        "# my reading list\nhttps://example.com/one\n\n  https://example.com/two  notes\nftp://x\n"
+    )
     found = parse_bookmarks(text)
-    assert [b.url for b in found.bookmarks] == ["https://example.com/one", "https://example.com/two"]
+    assert [b.url for b in found.bookmarks] == [
+        "https://example.com/one",
+        "https://example.com/two",
+    ]
     assert found.skipped == ["ftp://x"]
 
 

@@ -177,3 +177,29 @@ def test_it_opens_one_index_per_process_from_the_settings(settings) -> None:
 def test_it_needs_a_server_or_a_folder() -> None:
     with pytest.raises(ValueError):
         VectorIndex(embedder_name="x", dim=DIM)
+
+
+def test_it_filters_exactly_in_a_larger_collection(index: VectorIndex) -> None:
+    """Past the oversampled candidates too: one rare tag sits on the farthest point."""
+    rng = np.random.default_rng(5)
+    vectors = rng.standard_normal((1100, DIM)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    tiers = rng.choice(["A", "B", "C"], size=1100)
+    tags = [["common"] if i % 3 else ["common", "third"] for i in range(1100)]
+    query = vectors[0]
+    farthest = int(np.argmin(vectors @ query))
+    tags[farthest] = ["rare"]
+    index.upsert(
+        [point(i + 1, i // 4 + 1, vectors[i], str(tiers[i]), tags[i]) for i in range(1100)]
+    )
+
+    def brute_force(keep: np.ndarray) -> list[int]:
+        scores = np.where(keep, vectors @ query, -np.inf)
+        return [int(i) + 1 for i in np.argsort(-scores)[:10]]
+
+    third = np.array(["third" in t for t in tags])
+    assert [h.chunk_id for h in index.search(query, tier="B")] == brute_force(tiers == "B")
+    assert [h.chunk_id for h in index.search(query, tier="C", tags=["third"])] == brute_force(
+        (tiers == "C") & third
+    )
+    assert [h.chunk_id for h in index.search(query, tags=["rare"])] == [farthest + 1]
