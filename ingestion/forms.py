@@ -32,7 +32,7 @@ class IngestForm(forms.Form):
     )
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         urls = self.url_list()
         if not urls:
             raise forms.ValidationError("Enter a URL, or paste some URLs, one a line.")

@@ -22,12 +22,18 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRefresh
+from django_htmx.middleware import HtmxDetails
 
 from ingestion import services
 from ingestion.access import job_for_user, jobs_visible_to
 from ingestion.events import STAGES
 from ingestion.forms import IngestForm, JobFilterForm
 from ingestion.models import ACTIVE_STATUSES, Job, JobEvent, Status
+
+
+class HtmxHttpRequest(HttpRequest):
+    htmx: HtmxDetails
+
 
 RECENT_ON_INGEST = 10
 JOBS_PER_PAGE = 25
@@ -104,7 +110,7 @@ def _events_by_job(jobs: Iterable[Job]) -> dict[Any, list[JobEvent]]:
 def card_for(job: Job, events: list[JobEvent], error: str = "") -> JobCard:
     if job.status == Status.QUEUED and job.attempts == 0:
         events = []  # a fresh or retried job: the old attempt's story no longer applies
-    stages = {name: StageView(name, STAGE_LABELS[name]) for name in STAGES}
+    stages: dict[str, StageView] = {name: StageView(name, STAGE_LABELS[name]) for name in STAGES}
     card = JobCard(job=job, stages=list(stages.values()), error=error, result=job.result or {})
     for event in events:
         stage = stages.get(event.stage)
@@ -255,25 +261,21 @@ def job_detail(request: HttpRequest, job_id: str) -> HttpResponse:
 
 @login_required
 @require_GET
-def job_card(request: HttpRequest, job_id: str) -> HttpResponse:
+def job_card(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     """The card's inner HTML, fetched by the page after every event of the job."""
     job = job_for_user(request.user, job_id)
     return _card_response(request, cards_for([job])[0])
 
 
-def _card_response(request: HttpRequest, card: JobCard) -> HttpResponse:
+def _card_response(request: HtmxHttpRequest, card: JobCard) -> HttpResponse:
     single = _came_from(request) == reverse("web:job", args=[card.job.pk])
     context = {"card": card, "single": single, "back": _came_from(request)}
     return render(request, "ingestion/_job_card.html", context)
 
 
-def _came_from(request: HttpRequest) -> str:
+def _came_from(request: HtmxHttpRequest) -> str:
     """The page a request was made from (htmx names it; forms carry `next`)."""
-    htmx = getattr(request, "htmx", None)
-    candidates = [
-        request.POST.get("next", ""),
-        htmx.current_url_abs_path if htmx else "",
-    ]
+    candidates = [request.POST.get("next", ""), request.htmx.current_url_abs_path or ""]
     for candidate in candidates:
         if candidate and url_has_allowed_host_and_scheme(
             candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -284,7 +286,7 @@ def _came_from(request: HttpRequest) -> str:
 
 @login_required
 @require_POST
-def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
+def job_cancel(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     job = job_for_user(request.user, job_id)
     try:
         job = services.job_cancel(job=job)
@@ -295,7 +297,7 @@ def job_cancel(request: HttpRequest, job_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def job_retry(request: HttpRequest, job_id: str) -> HttpResponse:
+def job_retry(request: HtmxHttpRequest, job_id: str) -> HttpResponse:
     job = job_for_user(request.user, job_id)
     try:
         job = services.job_retry(job=job)
@@ -309,7 +311,9 @@ def job_retry(request: HttpRequest, job_id: str) -> HttpResponse:
     return _after_action(request, job, done="Job queued again.")
 
 
-def _after_action(request: HttpRequest, job: Job, *, done: str = "", error: str = "") -> HttpResponse:
+def _after_action(
+    request: HtmxHttpRequest, job: Job, *, done: str = "", error: str = ""
+) -> HttpResponse:
     if request.htmx:
         job.refresh_from_db()
         return _card_response(request, card_for(job, _events_by_job([job]).get(job.pk, []), error))

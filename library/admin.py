@@ -7,6 +7,7 @@ as an error and changes neither the row nor the files.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django import forms
@@ -113,7 +114,9 @@ def reanalyze(modeladmin: Any, request: HttpRequest, queryset: QuerySet[LibraryI
         except services.AnalysisFailed as exc:
             modeladmin.message_user(request, f"{item}: {exc.reason}: {exc.message}", messages.ERROR)
         except services.StorageFailed as exc:
-            modeladmin.message_user(request, f"{item}: nothing changed: {exc.message}", messages.ERROR)
+            modeladmin.message_user(
+                request, f"{item}: nothing changed: {exc.message}", messages.ERROR
+            )
         else:
             done += 1
             moved += outcome.moved
@@ -198,7 +201,7 @@ class MergeForm(forms.Form):
         return name
 
 
-def merge_tags(tags: list[Tag], into: str) -> tuple[int, int]:
+def merge_tags(tags: Sequence[Tag], into: str) -> tuple[int, int]:
     """Re-tag every item carrying one of `tags` with `into` instead; delete the old tags.
 
     Each item's file is rewritten with its row (services.item_set_tags). Returns
@@ -234,7 +237,9 @@ def merge_selected(
     if len(tags) < 2:
         modeladmin.message_user(request, "Select at least two tags to merge.", messages.WARNING)
         return None
-    form = MergeForm(request.POST if "into" in request.POST else None, initial={"into": tags[0].name})
+    form = MergeForm(
+        request.POST if "into" in request.POST else None, initial={"into": tags[0].name}
+    )
     if form.is_bound and form.is_valid():
         try:
             changed, deleted = merge_tags(tags, form.cleaned_data["into"])

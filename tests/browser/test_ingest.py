@@ -99,7 +99,9 @@ def test_a_failing_url_shows_its_stage_and_reason_and_can_be_retried(
 
 
 def test_pasted_urls_each_get_a_card_or_an_inline_error(page, context, live, alice, page_server):
-    good = [page_server.add(f"/p{i}", article_html(f"Pasted {i}", LONG_PARAGRAPHS)) for i in range(3)]
+    good = [
+        page_server.add(f"/p{i}", article_html(f"Pasted {i}", LONG_PARAGRAPHS)) for i in range(3)
+    ]
     log_in_as(context, live, alice)
     page.goto("/ingest/")
     page.get_by_label("Or paste many URLs, one a line").fill("\n".join([*good, "not a url"]))

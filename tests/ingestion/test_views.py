@@ -37,7 +37,9 @@ def staff_web(staff) -> Client:
 
 
 def submit(user, path: str = "a") -> Job:
-    return services.job_submit(url=f"https://example.com/{path}-{uuid.uuid4().hex[:6]}", submitted_by=user)
+    return services.job_submit(
+        url=f"https://example.com/{path}-{uuid.uuid4().hex[:6]}", submitted_by=user
+    )
 
 
 def run_events(job: Job) -> None:
@@ -47,7 +49,10 @@ def run_events(job: Job) -> None:
     emit_event(job.pk, "stage_completed", stage="extract", duration_ms=1500)
     emit_event(job.pk, "stage_started", stage="transform", message="Analysing content")
     Job.objects.filter(pk=job.pk).update(
-        status=Status.PROCESSING, current_stage="transform", stages_completed=["extract"], percent=55
+        status=Status.PROCESSING,
+        current_stage="transform",
+        stages_completed=["extract"],
+        percent=55,
     )
 
 
@@ -88,7 +93,10 @@ def test_it_submits_many_urls_with_options(alice_web, alice):
     )
     assert response.status_code == 302
     jobs = Job.objects.filter(submitted_by=alice)
-    assert sorted(j.canonical_url for j in jobs) == ["https://example.com/a", "https://example.com/b"]
+    assert sorted(j.canonical_url for j in jobs) == [
+        "https://example.com/a",
+        "https://example.com/b",
+    ]
     assert all(j.options == {"force_refresh": True, "skip_screening": True} for j in jobs)
     assert all(j.priority_label == "low" for j in jobs)
 
@@ -125,7 +133,8 @@ def test_its_forms_are_csrf_protected(alice):
     page = client.get("/ingest/").content.decode()
     token = page.split('name="csrfmiddlewaretoken" value="', 1)[1].split('"', 1)[0]
     response = client.post(
-        "/ingest/", {"url": "https://example.com/y", "priority": "normal", "csrfmiddlewaretoken": token}
+        "/ingest/",
+        {"url": "https://example.com/y", "priority": "normal", "csrfmiddlewaretoken": token},
     )
     assert response.status_code == 302
 
@@ -151,7 +160,10 @@ def test_the_card_links_to_the_item_when_completed(alice_web, alice):
 def test_the_card_shows_the_failure_with_its_stage_and_reason(alice_web, alice):
     job = submit(alice)
     Job.objects.filter(pk=job.pk).update(
-        status=Status.FAILED, error_stage="extract", error_type="http_status", error_message="HTTP 404"
+        status=Status.FAILED,
+        error_stage="extract",
+        error_type="http_status",
+        error_message="HTTP 404",
     )
     html = alice_web.get(f"/jobs/{job.pk}/card").content.decode()
     assert "stage--failed" in html
@@ -223,7 +235,9 @@ def test_cancel_and_retry_without_javascript(alice_web, alice):
 def test_cancel_with_htmx_returns_the_card(alice_web, alice):
     job = submit(alice)
     response = alice_web.post(
-        f"/jobs/{job.pk}/cancel", HTTP_HX_REQUEST="true", HTTP_HX_CURRENT_URL="http://testserver/jobs/"
+        f"/jobs/{job.pk}/cancel",
+        HTTP_HX_REQUEST="true",
+        HTTP_HX_CURRENT_URL="http://testserver/jobs/",
     )
     assert response.status_code == 200
     html = response.content.decode()

@@ -149,7 +149,9 @@ def test_a_storage_failure_in_the_change_form_changes_nothing(desk, tmp_path):
 
 
 def test_the_bulk_move_action_moves_every_file(desk):
-    items = [make_item(f"Bulk {i}", tier="tier-c", url=f"https://example.com/b{i}") for i in range(2)]
+    items = [
+        make_item(f"Bulk {i}", tier="tier-c", url=f"https://example.com/b{i}") for i in range(2)
+    ]
     response = action(desk, ITEMS, "move_to_tier_a", items)
     assert "Moved 2 item(s) to Tier A" in response.content.decode()
     for item in items:
