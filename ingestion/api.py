@@ -16,13 +16,17 @@ from ingestion import services
 from ingestion.access import job_for_user
 from ingestion.serializers import (
     IngestRequestSerializer,
-    JobStatusSerializer,
     job_accepted,
     job_status,
 )
 
 ERROR = OpenApiResponse(
     response=OpenApiTypes.OBJECT, description='{"error": message, "field": name}'
+)
+# A plain object: drf-spectacular cannot introspect JOB_STATUS (a
+# BaseSerializer without fields) and /api/schema/ answered 500 with it.
+JOB_STATUS = OpenApiResponse(
+    response=OpenApiTypes.OBJECT, description="The job's status, as GET /api/v1/ingest/{id}"
 )
 MAX_BATCH = 100
 
@@ -125,7 +129,7 @@ class IngestBatchView(APIView):
 
 
 class JobDetailView(APIView):
-    @extend_schema(responses={200: JobStatusSerializer, 404: ERROR}, summary="A job's status")
+    @extend_schema(responses={200: JOB_STATUS, 404: ERROR}, summary="A job's status")
     def get(self, request: Request, job_id: str) -> Response:
         return Response(job_status(job_for_user(request.user, job_id)))
 
@@ -133,7 +137,7 @@ class JobDetailView(APIView):
 class JobCancelView(APIView):
     @extend_schema(
         request=None,
-        responses={200: JobStatusSerializer, 404: ERROR, 409: ERROR},
+        responses={200: JOB_STATUS, 404: ERROR, 409: ERROR},
         summary="Cancel a queued or processing job",
     )
     def post(self, request: Request, job_id: str) -> Response:
@@ -148,7 +152,7 @@ class JobCancelView(APIView):
 class JobRetryView(APIView):
     @extend_schema(
         request=None,
-        responses={202: JobStatusSerializer, 404: ERROR, 409: ERROR},
+        responses={202: JOB_STATUS, 404: ERROR, 409: ERROR},
         summary="Retry a failed or cancelled job",
     )
     def post(self, request: Request, job_id: str) -> Response:

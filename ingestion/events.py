@@ -109,7 +109,8 @@ def publish_event(event: JobEvent, owner_id: int | None) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": "job.event", **to_wire(event)}
+    # `pk` lets a per-user stream resume by row id without reading the table.
+    message = {"type": "job.event", "pk": event.pk, **to_wire(event)}
     try:
         async_to_sync(layer.group_send)(job_group(event.job_id), message)
         if owner_id is not None:

@@ -1,14 +1,18 @@
 """A database (or Redis) outage is a 503 with Retry-After, never a 500.
 
 DRF views answer 503 through `librarian.api_errors`, which uses `UNAVAILABLE`
-from here; this middleware covers every other view (the browser pages, the
-admin), so a client backs off and retries instead of reporting a bug. Redis
-counts too: with `REDIS_URL` it holds the cache the API throttle reads.
+from here; `DatabaseUnavailableMiddleware` covers every other Django view (the
+browser pages, the admin), and `UnavailableASGIMiddleware` the ASGI layers in
+front of Django (the streams' token and session lookups). So a client backs off
+and retries instead of reporting a bug. Redis counts too: with `REDIS_URL` it
+holds the cache the API throttle reads.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
 
 import redis
 from django.db import InterfaceError, OperationalError
@@ -50,3 +54,48 @@ class DatabaseUnavailableMiddleware:
         if isinstance(exception, UNAVAILABLE):
             return unavailable_response(request, exception)
         return None
+
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+ASGIApp = Callable[
+    [Scope, Callable[[], Awaitable[Message]], Callable[[Message], Awaitable[None]]], Awaitable[None]
+]
+
+
+class UnavailableASGIMiddleware:
+    """Answers 503 when an ASGI app raises UNAVAILABLE before its response has started."""
+
+    def __init__(self, inner: ASGIApp) -> None:
+        self.inner = inner
+
+    async def __call__(
+        self,
+        scope: Scope,
+        receive: Callable[[], Awaitable[Message]],
+        send: Callable[[Message], Awaitable[None]],
+    ) -> None:
+        if scope["type"] != "http":
+            await self.inner(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.inner(scope, receive, tracking_send)
+        except UNAVAILABLE as exc:
+            if started:
+                raise
+            body = json.dumps({"error": unavailable_message(exc), "field": ""}).encode()
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER_S).encode()),
+            ]
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})

@@ -59,6 +59,10 @@ class LibraryListView(APIView):
 class LibraryItemView(APIView):
     permission_classes = [LibraryReadPermission]
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, 404: ERROR}, summary="One library item")
+    @extend_schema(
+        responses={200: OpenApiTypes.OBJECT, 404: ERROR},
+        summary="One library item",
+        operation_id="v1_library_item_retrieve",
+    )
     def get(self, request: Request, item_id: int) -> Response:
         return Response(item_detail(item_for_user(request.user, item_id)))

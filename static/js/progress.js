@@ -184,14 +184,28 @@
         jobChanged(data && data.job_id);
       });
     });
-    source.addEventListener("reconnected", function () {
-      var live = document.querySelectorAll(".job__inner--queued, .job__inner--processing");
-      live.forEach(function (inner) {
-        var card = inner.closest(".job");
-        if (card) { htmx.trigger(card, "job-changed"); }
-      });
+    // Cards may have missed a re-fetch while the connection was down.
+    source.addEventListener("reconnected", refreshLiveCards);
+  }
+
+  function refreshLiveCards() {
+    var live = document.querySelectorAll(
+      "[data-job-list] .job__inner--queued, [data-job-list] .job__inner--processing"
+    );
+    live.forEach(function (inner) {
+      var card = inner.closest(".job");
+      if (card) { htmx.trigger(card, "job-changed"); }
     });
   }
+
+  // A list (or a page region holding one) rendered before an event but swapped
+  // in after it shows that job as it was: fetch its unfinished cards again.
+  document.addEventListener("htmx:afterSettle", function (event) {
+    var elt = event.target;
+    if (elt && elt.matches && (elt.matches("[data-job-list]") || elt.querySelector("[data-job-list]"))) {
+      refreshLiveCards();
+    }
+  });
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", followUserStream);

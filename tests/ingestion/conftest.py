@@ -61,7 +61,7 @@ class StreamServer:
         return self.base.replace("http://", "ws://", 1)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def stream_server(
     django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[StreamServer]:

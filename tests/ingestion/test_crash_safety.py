@@ -185,6 +185,7 @@ def start_cluster(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def stop(process: subprocess.Popen[bytes] | None, *, group: bool = False) -> None:
+    """Ask politely, then kill: a cluster waits on its pusher's blocking dequeue."""
     if process is None or process.poll() is not None:
         return
     if group:
@@ -192,7 +193,7 @@ def stop(process: subprocess.Popen[bytes] | None, *, group: bool = False) -> Non
     else:
         process.terminate()
     try:
-        process.wait(timeout=20)
+        process.wait(timeout=5)
     except subprocess.TimeoutExpired:
         if group:
             os.killpg(process.pid, signal.SIGKILL)
