@@ -19,6 +19,7 @@ from django.db import close_old_connections, connection
 
 from ingestion import services
 from ingestion.models import Job
+from librarian.db_unavailable import UNAVAILABLE
 
 log = logging.getLogger(__name__)
 
@@ -170,9 +171,12 @@ def run_pipeline(job: Job, worker: str) -> str:
         return services.job_fail(job_id=job.pk, worker=worker, failure=failure)
     except Exception as exc:
         log.exception("pipeline crashed", extra={"job_id": job.pk, "stage": ctx.stage})
+        # The database or Redis went away mid-job: not the page's fault, so retry it.
+        unavailable = isinstance(exc, UNAVAILABLE)
         failure = services.Failure(
             stage=ctx.stage or "extract",
-            reason="internal_error",
+            reason="service_unavailable" if unavailable else "internal_error",
             message=f"{type(exc).__name__}: {exc}"[:500],
+            transient=unavailable,
         )
         return services.job_fail(job_id=job.pk, worker=worker, failure=failure)

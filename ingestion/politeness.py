@@ -8,6 +8,8 @@ cannot block the host for longer than the TTL.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import random
 import time
 import uuid
@@ -17,6 +19,7 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.core.cache import cache
 
+log = logging.getLogger(__name__)
 _POLL_S = (0.05, 0.25)
 
 
@@ -45,10 +48,15 @@ def host_slot(
     deadline = time.monotonic() + wait_s
     held: str | None = None
     while limit > 0:
-        held = next(
-            (key for i in range(limit) if cache.add(key := _slot_key(host, i), token, ttl_s)),
-            None,
-        )
+        try:
+            held = next(
+                (key for i in range(limit) if cache.add(key := _slot_key(host, i), token, ttl_s)),
+                None,
+            )
+        except Exception:  # noqa: BLE001
+            # The cache is down (Redis restarting): fetch unslotted rather than fail.
+            log.warning("politeness cache unavailable; fetching without a slot", exc_info=True)
+            break
         if held is not None or time.monotonic() >= deadline:
             break
         # Jitter keeps waiting workers from polling the cache in lockstep.
@@ -57,5 +65,8 @@ def host_slot(
         yield held is not None
     finally:
         # Only free a slot that is still ours: after a TTL expiry another worker may own it.
-        if held is not None and cache.get(held) == token:
-            cache.delete(held)
+        if held is not None:
+            # A slot we cannot free expires by itself (its TTL).
+            with contextlib.suppress(Exception):
+                if cache.get(held) == token:
+                    cache.delete(held)

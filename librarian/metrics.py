@@ -14,7 +14,7 @@ they drop when `prune_jobs` deletes old jobs; Prometheus' `rate()` reads a drop
 as a counter reset. Only the stream gauges and `process_*` are per web process
 (they count the clients of the process that answers): scrape each web node.
 
-Access: a staff user's session, or `Authorization: Bearer <LIBRARIAN_METRICS_TOKEN>`.
+Access: a logged-in staff user, or `Authorization: Bearer <LIBRARIAN_METRICS_TOKEN>`.
 """
 
 from __future__ import annotations

@@ -72,11 +72,17 @@ class RequestIdMiddleware:
 
 
 class RequestIdFilter(logging.Filter):
-    """Adds `request_id` to records logged while a request is served (never drops one)."""
+    """Adds `request_id` to records logged while a request is served (never drops one).
+
+    Django logs a 4xx/5xx response ("Not Found: …") after the middleware has
+    returned, so for those the id comes from the request the record carries.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "request_id", None) is None:
             rid = current_request_id.get()
+            if rid is None:
+                rid = getattr(getattr(record, "request", None), "request_id", None)
             if rid is not None:
                 record.request_id = rid
         return True

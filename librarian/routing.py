@@ -13,10 +13,18 @@ def build_application(django_asgi: Any) -> Any:
     from channels.security.websocket import AllowedHostsOriginValidator
 
     from ingestion import consumers
+    from librarian.db_unavailable import UnavailableASGIMiddleware
+    from librarian.security import CorsASGIMiddleware
+
+    def stream_auth(consumer: Any) -> Any:
+        # Only the streams: Django authenticates its own views (DRF, sessions), and
+        # an eager lookup here would cost every request a query and turn a database
+        # outage into daphne's bare 500.
+        return consumers.TokenAuthMiddleware(AuthMiddlewareStack(consumer))
 
     http_routes = [
-        path("api/v1/stream/<str:job_id>", consumers.JobStreamConsumer.as_asgi()),
-        path("api/v1/stream", consumers.UserStreamConsumer.as_asgi()),
+        path("api/v1/stream/<str:job_id>", stream_auth(consumers.JobStreamConsumer.as_asgi())),
+        path("api/v1/stream", stream_auth(consumers.UserStreamConsumer.as_asgi())),
         re_path(r"", django_asgi),
     ]
     ws_routes = [
@@ -35,7 +43,7 @@ def build_application(django_asgi: Any) -> Any:
 
     return ProtocolTypeRouter(
         {
-            "http": consumers.TokenAuthMiddleware(AuthMiddlewareStack(URLRouter(http_routes))),
+            "http": CorsASGIMiddleware(UnavailableASGIMiddleware(URLRouter(http_routes))),
             "websocket": origin_checked,
         }
     )

@@ -51,9 +51,9 @@ MODES: tuple[Mode, ...] = ("semantic", "keyword", "hybrid")
 RRF_K = 60
 # Hybrid fuses deeper lists than it returns: an item ranked 30th by one method and
 # 2nd by the other should still come out near the top.
-_FUSION_DEPTH = 50
+_FUSION_DEPTH = 20
 # Chunk hits fetched per wanted item, since one item's chunks crowd the top.
-_CHUNKS_PER_ITEM = 4
+_CHUNKS_PER_ITEM = 3
 _PASSAGE_CHARS = 300
 _MAX_TERMS = 32
 _REBUILD_BATCH = 1000
@@ -517,9 +517,7 @@ def _canonical_tags(tags: Sequence[str]) -> list[str] | None:
 
 def _hits(ranked: Sequence[_Ranked], terms: list[str], limit: int) -> list[SearchHit]:
     """Load the ranked items (skipping any deleted since they were indexed) with passages."""
-    items = LibraryItem.objects.filter(pk__in=[r.item_id for r in ranked]).prefetch_related(
-        "tags"
-    )
+    items = LibraryItem.objects.filter(pk__in=[r.item_id for r in ranked]).prefetch_related("tags")
     by_id = {item.pk: item for item in items}
     chunk_ids = [r.chunk_id for r in ranked if r.chunk_id is not None]
     texts: dict[int, str] = dict(Chunk.objects.filter(pk__in=chunk_ids).values_list("pk", "text"))
@@ -531,7 +529,9 @@ def _hits(ranked: Sequence[_Ranked], terms: list[str], limit: int) -> list[Searc
             continue
         text = texts.get(r.chunk_id) if r.chunk_id is not None else None
         passage = _passage(text or item.summary or item.body, pattern)
-        found = list(dict.fromkeys(m.group(0) for m in pattern.finditer(passage))) if pattern else []
+        found = (
+            list(dict.fromkeys(m.group(0) for m in pattern.finditer(passage))) if pattern else []
+        )
         hits.append(SearchHit(item, r.score, passage, r.chunk_id if text else None, found))
         if len(hits) == limit:
             break

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -81,19 +82,26 @@ def article_page(page_server: PageServer) -> str:
     return page_server.add("/orchard-bees", article_html("Bees and orchards", LONG_PARAGRAPHS))
 
 
+def persona(name: str, **extra: bool) -> User:
+    # User ids repeat between tests, and throttle history is keyed by id in the
+    # shared cache: a new persona starts with none.
+    cache.clear()
+    return User.objects.create_user(name, password=f"{name}-password-123", **extra)
+
+
 @pytest.fixture
 def alice(db) -> User:
-    return User.objects.create_user("alice", password="alice-password-123")
+    return persona("alice")
 
 
 @pytest.fixture
 def bob(db) -> User:
-    return User.objects.create_user("bob", password="bob-password-123")
+    return persona("bob")
 
 
 @pytest.fixture
 def staff(db) -> User:
-    return User.objects.create_user("carol", password="carol-password-123", is_staff=True)
+    return persona("carol", is_staff=True)
 
 
 @pytest.fixture

@@ -59,7 +59,9 @@ def imports(app_path: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     # owner of the local vector index, which this test process must not become.
     module, _, name = app_path.partition(":")
     env = {**os.environ, "LIBRARIAN_TESTING": "1", "LIBRARIAN_DATA_DIR": str(tmp_path)}
-    code = f"import importlib; assert callable(getattr(importlib.import_module({module!r}), {name!r}))"
+    code = (
+        f"import importlib; assert callable(getattr(importlib.import_module({module!r}), {name!r}))"
+    )
     return subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )
@@ -109,7 +111,9 @@ def test_it_sets_only_variables_the_project_reads(service):
     assert not unknown, f"{service} sets variables nothing reads: {sorted(unknown)}"
     unlisted = given - env_example_names()
     assert not unlisted, f"{service} sets variables missing from .env.example: {sorted(unlisted)}"
-    not_settings = given - settings_env_names() - {"LIBRARIAN_ADMIN_USER", "LIBRARIAN_ADMIN_PASSWORD"}
+    not_settings = (
+        given - settings_env_names() - {"LIBRARIAN_ADMIN_USER", "LIBRARIAN_ADMIN_PASSWORD"}
+    )
     assert not not_settings, f"{service} sets variables settings.py ignores: {sorted(not_settings)}"
 
 

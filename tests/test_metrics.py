@@ -210,6 +210,31 @@ def test_it_works_in_an_async_stack(rf):
     assert response[HEADER] == "abc-123" and response.content == b"abc-123"
 
 
+def test_it_tags_responses_and_request_logs_through_the_asgi_stack(settings):
+    from asgiref.sync import async_to_sync
+    from django.test import AsyncClient
+
+    name = "librarian.request_id.RequestIdMiddleware"
+    if name not in settings.MIDDLEWARE:
+        settings.MIDDLEWARE = [name, *settings.MIDDLEWARE]
+    seen: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append(record)
+
+    handler = Keep()
+    handler.addFilter(RequestIdFilter())
+    logger = logging.getLogger("django.request")
+    logger.addHandler(handler)
+    try:
+        response = async_to_sync(AsyncClient().get)("/no-such-page", headers={HEADER: "lb-1"})
+    finally:
+        logger.removeHandler(handler)
+    assert response.status_code == 404 and response[HEADER] == "lb-1"
+    assert [getattr(r, "request_id", None) for r in seen] == ["lb-1"]
+
+
 def test_it_puts_the_request_id_into_json_log_lines():
     record = logging.LogRecord("librarian", logging.INFO, __file__, 1, "hello", None, None)
     record.job_id = "j-1"

@@ -165,12 +165,28 @@ def console() -> Console:
     return Console()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def context(browser: Any, live: Live, console: Console) -> Iterator[Any]:
+def context(
+    request: pytest.FixtureRequest, browser: Any, live: Live, console: Console
+) -> Iterator[Any]:
     ctx = browser.new_context(base_url=live.base, viewport={"width": 1280, "height": 900})
     ctx.set_default_timeout(15_000)
     ctx.on("weberror", lambda error: console.errors.append(f"page error: {error.error}"))
     yield ctx
+    if request.node.stash.get(FAILED, False):
+        # What the servers said is the first thing to read when a browser test fails.
+        print(live.logs(), "\n== browser console\n", "\n".join(console.errors))
     ctx.close()
     # No inline script, handler or style may be needed: the pages' CSP forbids them.
     assert console.policy_violations() == []

@@ -75,7 +75,6 @@ def test_a_reload_mid_job_picks_up_where_it_was(page, context, live, alice, page
     # The reloaded page renders the state so far, then keeps following the job.
     expect(card.locator(".badge")).to_have_text("Processing")
     expect(card.locator(".stage--current")).to_have_count(1)
-    shoot(page, "ingest-mid-job")
     expect(card.locator(".badge")).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
     expect(card.locator("progress")).to_have_attribute("value", "100")
     expect(card.get_by_role("link", name="Read it in the library")).to_be_visible()
@@ -149,3 +148,21 @@ def test_the_jobs_page_updates_live_and_cancels(page, context, live, alice, page
     expect(card.locator(".badge")).to_have_text("Cancelled")
     expect(card.get_by_role("button", name="Retry")).to_be_visible()
     assert Job.objects.get(canonical_url=url).status == Status.CANCELLED
+
+
+def test_one_page_follows_finished_failed_and_running_jobs_together(
+    page, context, live, alice, page_server
+):
+    done = page_server.add("/done", article_html("Bees and orchards", LONG_PARAGRAPHS))
+    slow = page_server.add("/running", handler=slow_article(seconds=12))
+    missing = page_server.url("/gone")
+    log_in_as(context, live, alice)
+    page.goto("/ingest/")
+    page.get_by_label("Or paste many URLs, one a line").fill("\n".join([done, missing, slow]))
+    page.get_by_role("button", name="Submit").click()
+    expect(card_of(page, done).locator(".badge")).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)
+    expect(card_of(page, missing).locator(".badge")).to_have_text("Failed", timeout=JOB_TIMEOUT_MS)
+    running = card_of(page, slow)
+    expect(running.locator(".badge")).to_have_text("Processing", timeout=JOB_TIMEOUT_MS)
+    shoot(page, "ingest-mid-job")
+    expect(running.locator(".badge")).to_have_text("Completed", timeout=JOB_TIMEOUT_MS)

@@ -288,10 +288,10 @@ def submit(base: str, token: str, url: str) -> httpx.Response:
 
 @pytest.mark.django_db(transaction=True)
 def test_it_loses_no_job_when_redis_restarts_empty(alice, page_server, settings, tmp_path):
-    from ingestion.models import Job, JobEvent, Status
-    from library.models import LibraryItem
     from rest_framework.authtoken.models import Token
 
+    from ingestion.models import Job, JobEvent, Status
+    from library.models import LibraryItem
     from tests.conftest import slow_article, subprocess_env
 
     token = Token.objects.create(user=alice).key
@@ -349,9 +349,7 @@ def test_it_loses_no_job_when_redis_restarts_empty(alice, page_server, settings,
     assert LibraryItem.objects.count() == len(ids)
 
 
-def test_it_answers_503_while_postgres_is_gone_and_finishes_every_job_after(
-    page_server, tmp_path
-):
+def test_it_answers_503_while_postgres_is_gone_and_finishes_every_job_after(page_server, tmp_path):
     from tests.conftest import slow_article
 
     with scratch_database("crash", tmp_path) as (name, token):

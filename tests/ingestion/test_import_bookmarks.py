@@ -19,13 +19,14 @@ from library.models import LibraryItem
 from tests.conftest import LONG_PARAGRAPHS, article_html
 from tests.library.factories import make_item
 
+
 def bookmarks_html(*entries: tuple[str, str]) -> str:
     """Netscape bookmarks: (folder, url) pairs, each folder once, inside the bookmarks bar."""
     folders: dict[str, list[str]] = {}
     for folder, url in entries:
         folders.setdefault(folder, []).append(url)
     body = "".join(
-        f'<DT><H3>{folder}</H3>\n<DL><p>\n{"".join(f"<DT><A HREF={u!r}>{u}</A>" for u in urls)}'
+        f"<DT><H3>{folder}</H3>\n<DL><p>\n{''.join(f'<DT><A HREF={u!r}>{u}</A>' for u in urls)}"
         "\n</DL><p>\n"
         for folder, urls in folders.items()
     )

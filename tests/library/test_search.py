@@ -13,7 +13,7 @@ from library import search, services
 from library.embeddings import get_embedder
 from library.models import Chunk, LibraryItem
 from library.vector_index import VectorIndex
-from tests.library.corpus import SLUGS, ingest, ingest_corpus, page
+from tests.library.corpus import SLUGS, ingest, ingest_corpus, page, result
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -179,7 +179,7 @@ def test_it_skips_items_deleted_by_another_process(corpus, monkeypatch) -> None:
 def test_it_finds_similar_items(corpus, page_server, index_owner) -> None:
     html = page("coral-reefs").replace("Why Coral Reefs Are Bleaching", "Reefs in Hot Water")
     html = html.replace("Researchers are testing", "Marine biologists are trying")
-    copy = LibraryItem.objects.get(pk=ingest(page_server.add("/reefs", html)).result["item_id"])
+    copy = LibraryItem.objects.get(pk=result(ingest(page_server.add("/reefs", html)))["item_id"])
 
     hits = search.similar_items(corpus["coral-reefs"], limit=3)
 
@@ -195,9 +195,7 @@ def test_it_finds_nothing_similar_to_an_item_without_chunks(corpus, index_owner)
     assert search.similar_items(corpus["bebop"]) == []
 
 
-def test_it_answers_from_keywords_when_another_process_holds_the_index(
-    corpus, index_owner
-) -> None:
+def test_it_answers_from_keywords_when_another_process_holds_the_index(corpus, index_owner) -> None:
     from library.vector_index import reset_index_for_tests
 
     reset_index_for_tests()
@@ -235,5 +233,5 @@ def test_it_flags_a_near_copy_through_the_pipeline(page_server) -> None:
     )
     copy = ingest(page_server.add("/copy", html))
 
-    assert copy.result["near_duplicate_of"] == [original.result["item_id"]]
-    assert "near_duplicate_of" not in original.result
+    assert result(copy)["near_duplicate_of"] == [result(original)["item_id"]]
+    assert "near_duplicate_of" not in result(original)

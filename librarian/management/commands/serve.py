@@ -45,8 +45,7 @@ class Command(BaseCommand):
             nonlocal stopping
             stopping = True
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             while not stopping and all(child.poll() is None for child in children):
                 time.sleep(0.2)
@@ -60,6 +59,9 @@ class Command(BaseCommand):
                     child.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     child.kill()
+                    child.wait()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
         codes = [child.returncode for child in children]
         if not stopping and any(codes):
             raise SystemExit(f"a child process exited: {codes}")

@@ -4,6 +4,7 @@ through the real pipeline (submit, then run the job as a worker would)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from ingestion import services as ingestion_services
 from ingestion import tasks
@@ -35,9 +36,14 @@ def ingest(url: str) -> Job:
     return Job.objects.get(pk=job.pk)
 
 
+def result(job: Job) -> dict[str, Any]:
+    assert job.result is not None, job.status
+    return job.result
+
+
 def ingest_corpus(server: PageServer, slugs: tuple[str, ...] = SLUGS) -> dict[str, LibraryItem]:
     items = {}
     for slug in slugs:
         job = ingest(server.add(f"/{slug}", page(slug)))
-        items[slug] = LibraryItem.objects.get(pk=job.result["item_id"])
+        items[slug] = LibraryItem.objects.get(pk=result(job)["item_id"])
     return items
