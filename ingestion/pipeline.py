@@ -44,12 +44,14 @@ class StageFailure(Exception):
         *,
         transient: bool = False,
         retry_after: float | None = None,
+        details: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
         self.transient = transient
         self.retry_after = retry_after
+        self.details = details or {}
 
 
 @dataclass
@@ -167,6 +169,7 @@ def run_pipeline(job: Job, worker: str) -> str:
             message=exc.message,
             transient=exc.transient,
             retry_after=exc.retry_after,
+            details=exc.details,
         )
         return services.job_fail(job_id=job.pk, worker=worker, failure=failure)
     except Exception as exc:

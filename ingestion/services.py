@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -65,6 +66,7 @@ class Failure:
     message: str
     transient: bool = False
     retry_after: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _user_id(user: AbstractBaseUser | AnonymousUser | None) -> int | None:
@@ -98,8 +100,12 @@ def job_submit(
     options: dict[str, Any] | None = None,
     submitted_by: AbstractBaseUser | AnonymousUser | None = None,
     idempotency_key: str = "",
+    tags: Sequence[str] = (),
 ) -> Job:
-    """Accept a URL: validate, dedupe, record the job and enqueue its task on commit."""
+    """Accept a URL: validate, dedupe, record the job and enqueue its task on commit.
+
+    `tags` (e.g. an imported bookmark's folders) are added to the analyzer's.
+    """
     owner_id = _user_id(submitted_by)
     if idempotency_key:
         previous = Job.objects.filter(submitted_by_id=owner_id, idempotency_key=idempotency_key)
@@ -108,7 +114,9 @@ def job_submit(
             return existing
     if priority not in ("high", "normal", "low"):
         raise InvalidSubmission("priority must be high, normal or low", field="priority")
-    clean_options = normalise_options(options)
+    clean_options: dict[str, Any] = dict(normalise_options(options))
+    if tags:
+        clean_options["tags"] = [str(tag)[:100] for tag in tags][:50]
     try:
         canonical = check_submittable(url)
     except InvalidURL as exc:
@@ -165,7 +173,7 @@ def _complete_from_library(
     url: str,
     canonical: str,
     priority: str,
-    options: dict[str, bool],
+    options: dict[str, Any],
     owner_id: int | None,
     idempotency_key: str,
     item: Any,
@@ -336,7 +344,12 @@ def job_fail(*, job_id: uuid.UUID, worker: str, failure: Failure) -> str:
             lease_expires_at=None,
         )
         emit_event(
-            job_id, "error", stage=failure.stage, error=failure.message, reason=failure.reason
+            job_id,
+            "error",
+            stage=failure.stage,
+            error=failure.message,
+            reason=failure.reason,
+            **failure.details,
         )
     log.info(
         "job failed",

@@ -7,10 +7,29 @@ import os
 import socket
 import uuid
 
+from django.conf import settings
+
 from ingestion import services
 from ingestion.pipeline import run_pipeline
 
 log = logging.getLogger(__name__)
+_niced = False
+
+
+def lower_priority() -> None:
+    """Run pipeline work below the web server's priority, once per worker process.
+
+    On a small machine the embedder and the API share cores: the API's latency
+    matters to people, a job's few extra milliseconds do not.
+    """
+    global _niced
+    if _niced:
+        return
+    _niced = True
+    try:
+        os.nice(settings.LIBRARIAN_WORKER_NICE)
+    except OSError:
+        log.warning("could not lower the worker's priority")
 
 
 def worker_name() -> str:
@@ -23,6 +42,7 @@ def run_next_job(hint: str | None = None) -> str | None:
     Tasks are interchangeable: each submitted job adds one, and whichever task
     runs first takes the most urgent job, so `high` never waits behind `low`.
     """
+    lower_priority()
     worker = worker_name()
     job = services.job_claim_next(worker=worker)
     if job is None:

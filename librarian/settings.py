@@ -56,6 +56,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "librarian.request_id.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "librarian.security.SecurityHeadersMiddleware",
     # Before sessions, CSRF and auth: a CORS preflight carries no credentials.
@@ -93,7 +94,10 @@ TEMPLATES = [
 DATABASE_URL = envstr("DATABASE_URL")
 if DATABASE_URL:
     DATABASES: dict[str, Any] = {
-        "default": dj_database_url.parse(DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 0))
+        # Reused connections save a connect per request; health checks drop dead ones.
+        "default": dj_database_url.parse(
+            DATABASE_URL, conn_max_age=envint("DB_CONN_MAX_AGE", 60), conn_health_checks=True
+        )
     }
     # One test database per test run, so parallel runs on one server do not collide.
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
@@ -189,7 +193,7 @@ MEDIA_URL = "/files/"
 STORAGES: dict[str, Any] = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
+        "OPTIONS": {"location": str(MEDIA_ROOT), "allow_overwrite": True},
     },
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
@@ -268,11 +272,13 @@ LIBRARIAN_LEASE_S = envint("LIBRARIAN_LEASE_S", 60)
 LIBRARIAN_SWEEP_S = envint("LIBRARIAN_SWEEP_S", 60)
 LIBRARIAN_NUDGE_AFTER_S = envint("LIBRARIAN_NUDGE_AFTER_S", 30)
 LIBRARIAN_MAX_ATTEMPTS = envint("LIBRARIAN_MAX_ATTEMPTS", 3)
+LIBRARIAN_WORKER_NICE = envint("LIBRARIAN_WORKER_NICE", 10)
 LIBRARIAN_MAX_BACKLOG = envint("LIBRARIAN_MAX_BACKLOG", 10000)
 LIBRARIAN_SSE_HEARTBEAT_S = envfloat("LIBRARIAN_SSE_HEARTBEAT_S", 15.0)
 LIBRARIAN_SSE_POLL_S = envfloat("LIBRARIAN_SSE_POLL_S", 0.2)
 LIBRARIAN_PUBLIC_LIBRARY = envbool("LIBRARIAN_PUBLIC_LIBRARY", False)
 LIBRARIAN_CORS_ORIGINS = envlist("LIBRARIAN_CORS_ORIGINS")
+LIBRARIAN_METRICS_TOKEN = envstr("LIBRARIAN_METRICS_TOKEN")
 
 # Security headers: secure cookies and HSTS unless development mode. The CSP and
 # CORS headers come from librarian/security.py (CORS from LIBRARIAN_CORS_ORIGINS).
@@ -298,7 +304,14 @@ LOGGING: dict[str, Any] = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "librarian.logging.JsonFormatter"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "filters": {"request_id": {"()": "librarian.request_id.RequestIdFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

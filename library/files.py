@@ -49,12 +49,10 @@ def parse(text: str) -> tuple[dict[str, Any], str]:
 
 
 def write(path: str, content: str) -> None:
-    """Write (or overwrite) one file at exactly `path`."""
-    if default_storage.exists(path):
-        default_storage.delete(path)
+    """Write (or overwrite) one file at exactly `path`, in one step on every backend."""
     saved = default_storage.save(path, ContentFile(content.encode("utf-8")))
     if saved != path:
-        # Storage picked another name (a race on the same path): keep ours exact.
+        # A storage that will not overwrite picked another name: keep ours exact.
         default_storage.delete(saved)
         raise OSError(f"storage could not write {path}")
 
@@ -66,7 +64,8 @@ def read(path: str) -> str:
 
 
 def delete(path: str) -> None:
-    if path and default_storage.exists(path):
+    # Both local and S3 storage ignore deleting a missing file.
+    if path:
         default_storage.delete(path)
 
 

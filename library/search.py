@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -474,20 +473,23 @@ def _labels() -> dict[int, tuple[str, list[str]]]:
     return labels
 
 
-def start_catch_up_thread(interval_s: float | None = None) -> threading.Thread | None:
+def start_catch_up_thread(
+    interval_s: float | None = None, *, stop: threading.Event | None = None
+) -> threading.Thread | None:
     """In the index owner, index what workers stored every few seconds, off the request path.
 
-    Searches catch up on their own too; this keeps them from paying for it.
+    Searches catch up on their own too; this keeps them from paying for it. Runs
+    until `stop` is set (or the process ends).
     """
     if not services.may_write_index():
         return None
     interval = float(
         interval_s if interval_s is not None else getattr(settings, "LIBRARIAN_CATCH_UP_S", 5.0)
     )
+    stopped = stop or threading.Event()
 
     def run() -> None:
-        while True:
-            time.sleep(interval)
+        while not stopped.wait(interval):
             close_old_connections()
             try:
                 catch_up()

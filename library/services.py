@@ -193,7 +193,14 @@ def near_duplicates(*, url: str, digest: str, vectors: np.ndarray) -> list[int]:
     return sorted(found, key=lambda k: -found[k])
 
 
-def item_store(*, url: str, article: Any, analysis: Any, embedded: Embedded) -> Stored:
+def item_store(
+    *,
+    url: str,
+    article: Any,
+    analysis: Any,
+    embedded: Embedded,
+    extra_tags: Sequence[str] = (),
+) -> Stored:
     """Upsert the item for `url`: its file, its row, its chunks and their vectors."""
     from library.embeddings import vector_to_bytes
 
@@ -225,6 +232,10 @@ def item_store(*, url: str, article: Any, analysis: Any, embedded: Embedded) -> 
     item.embedder_version = embedded.embedder_version
     item.file_path = _unique_path(item.tier, item.title, url, item.pk)
     tags = list(analysis.tags)
+    if extra_tags:
+        from library.analysis.tags import normalise_tags
+
+        tags = normalise_tags([*tags, *extra_tags], vocabulary=None, max_tags=50)
     try:
         files.write(item.file_path, files.render(front_matter(item, tags), item.body))
     except Exception as exc:

@@ -25,7 +25,7 @@ def _isolated_data(settings, tmp_path: Path) -> Iterator[None]:
         **settings.STORAGES,
         "default": {
             "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "files")},
+            "OPTIONS": {"location": str(tmp_path / "files"), "allow_overwrite": True},
         },
     }
     settings.QDRANT_PATH = tmp_path / "qdrant"
@@ -82,11 +82,11 @@ def article_page(page_server: PageServer) -> str:
     return page_server.add("/orchard-bees", article_html("Bees and orchards", LONG_PARAGRAPHS))
 
 
-def persona(name: str, **extra: bool) -> User:
+def persona(name: str, *, is_staff: bool = False) -> User:
     # User ids repeat between tests, and throttle history is keyed by id in the
     # shared cache: a new persona starts with none.
     cache.clear()
-    return User.objects.create_user(name, password=f"{name}-password-123", **extra)
+    return User.objects.create_user(name, password=f"{name}-password-123", is_staff=is_staff)
 
 
 @pytest.fixture

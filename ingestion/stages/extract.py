@@ -34,8 +34,13 @@ def run(ctx: JobContext) -> None:
         with host_slot(httpx.URL(url).host):
             page = fetch(url, on_progress=on_progress)
     except FetchError as exc:
+        details = {"status_code": exc.status} if exc.status else {}
         raise StageFailure(
-            exc.reason, exc.message, transient=exc.transient, retry_after=exc.retry_after
+            exc.reason,
+            exc.message,
+            transient=exc.transient,
+            retry_after=exc.retry_after,
+            details=details,
         ) from exc
     ctx.progress(70, f"Downloaded {_size(page.nbytes)}", status_code=page.status)
     article = extract_article(page.text, page.url)

@@ -14,6 +14,7 @@ def run(ctx: JobContext) -> None:
             article=ctx.state["article"],
             analysis=ctx.state["analysis"],
             embedded=ctx.state["embedded"],
+            extra_tags=ctx.options.get("tags", []),
         )
     except library_services.StorageFailed as exc:
         raise StageFailure("storage_failed", exc.message, transient=True) from exc

@@ -8,7 +8,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from ingestion import tasks
-from ingestion.models import Job
+from ingestion.models import Job, JobEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -118,6 +118,8 @@ def test_it_reports_a_failure_with_stage_and_reason(alice_client, page_server):
     assert body["progress"]["error"]["type"] == "http_status"
     assert body["progress"]["error"]["stage"] == "extract"
     assert "404" in body["progress"]["error"]["message"]
+    error_event = JobEvent.objects.get(job_id=job_id, type="error")
+    assert error_event.data["status_code"] == 404
 
 
 def test_it_throttles_with_retry_after(alice_client, settings, page_server):
@@ -146,7 +148,7 @@ def test_it_throttles_with_retry_after(alice_client, settings, page_server):
     finally:
         from rest_framework.settings import api_settings
 
-        IngestThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+        IngestThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
         cache.clear()
 
 

@@ -58,6 +58,7 @@ def test_it_sends_the_sse_headers(stream_server, alice, alice_token):
     reader = StreamReader(job_url(stream_server, job), token_header(alice_token)).wait_end()
     headers = reader.response_headers
     assert reader.status == 200
+    assert headers is not None
     assert headers["content-type"] == "text/event-stream"
     assert headers["cache-control"] == "no-cache"
     assert headers["x-accel-buffering"] == "no"
@@ -171,7 +172,7 @@ def test_it_misses_nothing_when_connecting_mid_job(stream_server, alice, alice_t
     count = 120
     emitter = threading.Thread(target=_emit_slowly, args=(job.pk, count))
     emitter.start()
-    readers = []
+    readers: list[StreamReader] = []
     while emitter.is_alive() and len(readers) < 8:
         # Connect at different points of the run: each sees all of it exactly once.
         time.sleep(0.04)

@@ -6,6 +6,9 @@ database (indexed_at NULL) until the search, which runs as the index owner, catc
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from django.conf import settings
 
@@ -122,14 +125,20 @@ def test_it_catches_up_on_one_new_item_without_a_rebuild(corpus, page_server, mo
 
 
 def test_it_runs_the_catch_up_in_the_background(corpus, index_owner) -> None:
-    thread = search.start_catch_up_thread(interval_s=0.05)
-
-    assert thread is not None and thread.daemon
-    for _ in range(200):
-        if not Chunk.objects.filter(indexed_at__isnull=True).exists():
-            break
-        thread.join(0.05)
-    assert not Chunk.objects.filter(indexed_at__isnull=True).exists()
+    stop = threading.Event()
+    thread = search.start_catch_up_thread(interval_s=0.05, stop=stop)
+    try:
+        assert thread is not None and thread.daemon
+        for _ in range(400):
+            if not Chunk.objects.filter(indexed_at__isnull=True).exists():
+                break
+            time.sleep(0.05)
+        assert not Chunk.objects.filter(indexed_at__isnull=True).exists()
+    finally:
+        stop.set()
+        if thread is not None:
+            thread.join(10)
+    assert thread is not None and not thread.is_alive()
 
 
 def test_it_starts_no_background_catch_up_outside_the_owner(db) -> None:

@@ -116,11 +116,13 @@ class Command(BaseCommand):
             if item is not None and add_folder_tags(item, entry.tags):
                 report.tagged += 1
         self.stdout.write(report.summary(len(entries)))
-        waiting = sum(1 for e in entries if e.tags and e.outcome in ("submitted", "queued"))
+        # Submitted jobs carry their folder tags; a job someone else had already
+        # queued does not, so its item is tagged by a later run of this import.
+        waiting = sum(1 for e in entries if e.tags and e.outcome == "queued")
         if waiting and not opts["wait"]:
             self.stdout.write(
-                f"{waiting} URL(s) still being fetched carry folder tags: run this import "
-                "again once they finish (or use --wait) to tag them"
+                f"{waiting} URL(s) were already being fetched: run this import again once "
+                "they finish (or use --wait) to add their folder tags"
             )
         self._write_failures(Path(opts["failures"]), report)
         if report.failures:
@@ -165,7 +167,9 @@ class Command(BaseCommand):
             report.queued_already += 1
             return
         try:
-            job = services.job_submit(url=entry.url, priority=priority, submitted_by=user)
+            job = services.job_submit(
+                url=entry.url, priority=priority, submitted_by=user, tags=entry.tags
+            )
         except services.DuplicateJob as exc:
             entry.outcome, entry.job = "queued", exc.job
             report.queued_already += 1
