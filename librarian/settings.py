@@ -181,6 +181,7 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = DATA_DIR / "staticfiles"
+LIBRARIAN_SERVE_STATIC = envbool("LIBRARIAN_SERVE_STATIC", True)
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
