@@ -15,11 +15,13 @@ goal is p99 under 50 ms.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +43,13 @@ def percentiles(timings: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="librarian-bench-search-"))
+    try:
+        run(data_dir)
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def run(data_dir: Path) -> None:
     os.environ.update(
         LIBRARIAN_TESTING="1",
         LIBRARIAN_DATA_DIR=str(data_dir),
@@ -122,24 +131,17 @@ def main() -> None:
             timings.append(time.perf_counter() - began)
         return percentiles(timings)
 
-    rows = []
-    for mode in ("keyword", "semantic", "hybrid"):
-        rows.append((f"{mode}", timed(lambda q, m=mode: search.search(q=q, mode=m))))
-    for mode in ("keyword", "semantic", "hybrid"):
-        rows.append(
-            (
-                f"{mode}, tier = tier-b",
-                timed(lambda q, m=mode: search.search(q=q, mode=m, tier="tier-b")),
-            )
-        )
+    def searcher(mode: search.Mode, **filters: Any) -> Callable[[str], object]:
+        return lambda q: search.search(q=q, mode=mode, **filters)
+
+    modes: tuple[search.Mode, ...] = ("keyword", "semantic", "hybrid")
+    rows: list[tuple[str, tuple[float, float]]] = [(m, timed(searcher(m))) for m in modes]
+    for mode in modes:
+        rows.append((f"{mode}, tier = tier-b", timed(searcher(mode, tier="tier-b"))))
         rows.append(
             (
                 f"{mode}, tier = tier-a, tags = python + history",
-                timed(
-                    lambda q, m=mode: search.search(
-                        q=q, mode=m, tier="tier-a", tags=["python", "history"]
-                    )
-                ),
+                timed(searcher(mode, tier="tier-a", tags=["python", "history"])),
             )
         )
     sample = search.search(q=queries[0], mode="hybrid")

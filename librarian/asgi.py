@@ -12,10 +12,12 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 django_asgi = get_asgi_application()
 
 from librarian.routing import build_application  # noqa: E402
+from library.search import start_catch_up_thread  # noqa: E402
 from library.services import become_index_owner  # noqa: E402
 
 # The web process owns Qdrant local mode; workers leave vectors pending for it.
 become_index_owner()
+start_catch_up_thread()
 
 if settings.LIBRARIAN_SERVE_STATIC:
     # One process serves its own CSS and JS (make run); behind the production

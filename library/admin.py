@@ -137,6 +137,16 @@ class LibraryItemAdmin(admin.ModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[LibraryItem]:
         return super().get_queryset(request).prefetch_related("tags")
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # items come from ingestion, which writes their file and chunks
+
+    def delete_model(self, request: HttpRequest, obj: LibraryItem) -> None:
+        services.item_delete(obj)  # the file and the index entry go with the row
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[LibraryItem]) -> None:
+        for item in queryset:
+            services.item_delete(item)
+
     @admin.display(description="tags")
     def tag_list(self, obj: LibraryItem) -> str:
         return ", ".join(t.name for t in obj.tags.all())

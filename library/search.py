@@ -483,9 +483,7 @@ def start_catch_up_thread(
     """
     if not services.may_write_index():
         return None
-    interval = float(
-        interval_s if interval_s is not None else getattr(settings, "LIBRARIAN_CATCH_UP_S", 5.0)
-    )
+    interval = float(interval_s if interval_s is not None else settings.LIBRARIAN_CATCH_UP_S)
     stopped = stop or threading.Event()
 
     def run() -> None:

@@ -301,8 +301,11 @@ def index_pending(limit: int = 1000) -> int:
     """Index items whose chunks were written by a process that may not open the index."""
     if not may_write_index():
         return 0
+    from library.embeddings import get_embedder
+
+    # Chunks of another embedder cannot share the collection: reindex --embed redoes them.
     item_ids = list(
-        Chunk.objects.filter(indexed_at__isnull=True)
+        Chunk.objects.filter(indexed_at__isnull=True, embedder=get_embedder().name)
         .values_list("item_id", flat=True)
         .distinct()[:limit]
     )

@@ -17,12 +17,10 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture
 def shelf(settings, live: Live) -> dict:
     """Items stored through the real service into the live server's own storage."""
+    default = settings.STORAGES["default"]
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(live.files)},
-        },
+        "default": {**default, "OPTIONS": {**default["OPTIONS"], "location": str(live.files)}},
     }
     body = "\n\n".join(LONG_PARAGRAPHS)
     items = {

@@ -213,3 +213,13 @@ def test_jobs_stay_read_only_with_their_events(desk, alice):
     assert page.status_code == 200
     assert f"/jobs/{job.pk}/" in page.content.decode()
     assert desk.get("/admin/ingestion/job/add/").status_code == 403
+
+
+def test_deleting_an_item_deletes_its_file(desk):
+    item = make_item("Doomed")
+    path = item.file_path
+    response = action(desk, ITEMS, "delete_selected", [item], post="yes")
+    assert response.status_code == 200
+    assert not LibraryItem.objects.filter(pk=item.pk).exists()
+    assert not files.exists(path)
+    assert desk.get(f"{ITEMS}add/").status_code == 403
