@@ -21,6 +21,8 @@ PAGES = Path(__file__).parent / "pages"
 def _isolated_data(settings, tmp_path: Path) -> Iterator[None]:
     """Each test gets its own file storage and vector index, and may fetch 127.0.0.1."""
     settings.LIBRARIAN_FETCH_ALLOW_PRIVATE = True
+    # Every test page is on 127.0.0.1: the per-host cap is tested on its own.
+    settings.LIBRARIAN_FETCH_PER_HOST = 50
     settings.STORAGES = {
         **settings.STORAGES,
         "default": {
@@ -144,6 +146,7 @@ def subprocess_env(settings, **extra: str) -> dict[str, str]:
     env.update(
         LIBRARIAN_TESTING="1",
         LIBRARIAN_FETCH_ALLOW_PRIVATE="1",
+        LIBRARIAN_FETCH_PER_HOST="50",
         LIBRARIAN_DATA_DIR=str(settings.DATA_DIR),
         PYTHONUNBUFFERED="1",
     )

@@ -1,7 +1,7 @@
 """A live Librarian for the browser: Daphne and a django-q2 worker on the test database,
 driven by Debian's Chromium through Playwright.
 
-The servers run once per test run as subprocesses sharing pytest's test database
+The servers run once for all browser tests as subprocesses sharing pytest's test database
 (and `REDIS_URL`, when set) and one data folder, so a job submitted in the
 browser is fetched by the real worker from the real page server and streamed back
 by the real consumers.
@@ -79,7 +79,7 @@ def _start(cmd: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
-        start_new_session=True,  # so the worker's children stop with it
+        process_group=0,  # its own group, so the worker's children stop with it
     )
 
 
@@ -94,7 +94,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     data_dir = tmp_path_factory.mktemp("live")
     port = _free_port()
@@ -106,12 +106,15 @@ def live(django_db_setup: Any, tmp_path_factory: pytest.TempPathFactory) -> Iter
         LIBRARIAN_WORKERS="2",
         LIBRARIAN_SSE_HEARTBEAT_S="1",
         LIBRARIAN_SSE_POLL_S="0.1",
+        # Every test page is on 127.0.0.1, and the per-host fetch slots live in the
+        # shared cache (Redis): other runs on this machine must not make us wait.
+        LIBRARIAN_FETCH_PER_HOST="50",
     )
     daphne = str(Path(sys.executable).parent / "daphne")
     server = Live(base=f"http://127.0.0.1:{port}", data_dir=data_dir)
     server.processes.append(
         _start(
-            [daphne, "-b", "127.0.0.1", "-p", str(port), "tests.browser.asgi:application"],
+            [daphne, "-b", "127.0.0.1", "-p", str(port), "librarian.asgi:application"],
             env,
             data_dir / "daphne.log",
         )
@@ -142,7 +145,7 @@ def _wait_until_up(server: Live) -> None:
     raise RuntimeError(f"the live server did not answer within 60 s:\n{server.logs()}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -201,12 +204,14 @@ def page(context: Any, console: Console) -> Any:
 
 
 def log_in_as(context: Any, live: Live, user: Any) -> None:
-    """Give the browser a session for `user` (the login form has its own test)."""
+    """Log the browser in as `user` by handing it the login cookie (the form has its own test)."""
     client = Client()
     client.force_login(user)
-    cookie = client.cookies[django_settings.SESSION_COOKIE_NAME]
     context.add_cookies(
-        [{"name": cookie.key, "value": cookie.value, "url": live.base, "httpOnly": True}]
+        [
+            {"name": cookie.key, "value": cookie.value, "url": live.base, "httpOnly": True}
+            for cookie in client.cookies.values()
+        ]
     )
 
 
