@@ -49,6 +49,7 @@ def main() -> int:
         ("extraction", ["bench/extraction.py", args.dataset]),
         ("embeddings", ["bench/embeddings.py"]),
         ("search", ["bench/search.py"]),
+        ("search_api", ["bench/search_api.py"]),
         ("pipeline", ["bench/pipeline.py", args.dataset]),
         ("streams", ["bench/streams.py"]),
         ("load", ["bench/load.py"]),
