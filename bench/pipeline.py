@@ -72,8 +72,13 @@ def main() -> int:
             time.sleep(0.25)
         elapsed = time.monotonic() - started
     finally:
-        os.killpg(cluster.pid, 15)
-        cluster.wait(timeout=30)
+        # The cluster's parent stops its workers itself; the group is the fallback.
+        cluster.terminate()
+        try:
+            cluster.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(cluster.pid, 9)
+            cluster.wait()
         server.stop()
     done = Job.objects.filter(status="completed").count()
     failed = Job.objects.filter(status="failed")
