@@ -202,7 +202,6 @@ def item_store(
     extra_tags: Sequence[str] = (),
 ) -> Stored:
     """Upsert the item for `url`: its file, its row, its chunks and their vectors."""
-    from library.embeddings import vector_to_bytes
 
     digest = content_hash(article.text)
     dupes = near_duplicates(url=url, digest=digest, vectors=embedded.vectors)
@@ -244,17 +243,7 @@ def item_store(
         with transaction.atomic():
             item.save()
             set_tags(item, tags)
-            item.chunks.all().delete()
-            Chunk.objects.bulk_create(
-                Chunk(
-                    item=item,
-                    ordinal=i,
-                    text=text,
-                    vector=vector_to_bytes(embedded.vectors[i]),
-                    embedder=embedded.embedder,
-                )
-                for i, text in enumerate(embedded.chunks)
-            )
+            replace_chunks(item, embedded)
     except Exception:
         if item.file_path != old_path:
             files.delete(item.file_path)
@@ -267,6 +256,38 @@ def item_store(
     if dupes:
         result["near_duplicate_of"] = dupes
     return Stored(item=item, result=result, near_duplicates=dupes)
+
+
+def replace_chunks(item: LibraryItem, embedded: Embedded) -> None:
+    """The item's passages and vectors become `embedded`'s (inside the caller's transaction)."""
+    from library.embeddings import vector_to_bytes
+
+    item.chunks.all().delete()
+    Chunk.objects.bulk_create(
+        Chunk(
+            item=item,
+            ordinal=i,
+            text=text,
+            vector=vector_to_bytes(embedded.vectors[i]),
+            embedder=embedded.embedder,
+        )
+        for i, text in enumerate(embedded.chunks)
+    )
+
+
+def item_reembed(item: LibraryItem) -> None:
+    """Embed the item again with the current embedder (after a model change)."""
+    embedded = embed_article(item.body)
+    with transaction.atomic():
+        replace_chunks(item, embedded)
+        LibraryItem.objects.filter(pk=item.pk).update(
+            embedder=embedded.embedder, embedder_version=embedded.embedder_version
+        )
+    item.refresh_from_db()
+    # The file records the embedder too, so the next rebuild finds nothing to change.
+    item_rewrite_file(item)
+    if may_write_index():
+        index_item(item)
 
 
 def index_item(item: LibraryItem) -> None:
@@ -349,7 +370,10 @@ def item_set_tags(item: LibraryItem, names: Iterable[str]) -> LibraryItem:
     from library.analysis.tags import normalise_tags
 
     clean = normalise_tags(list(names), vocabulary=None, max_tags=50)
-    files.write(item.file_path, files.render(front_matter(item, clean), item.body))
+    try:
+        files.write(item.file_path, files.render(front_matter(item, clean), item.body))
+    except Exception as exc:
+        raise StorageFailed(f"could not rewrite {item.file_path}: {exc}") from exc
     with transaction.atomic():
         set_tags(item, clean)
         LibraryItem.objects.filter(pk=item.pk).update(updated_at=timezone.now())

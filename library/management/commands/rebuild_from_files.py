@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from library import services
 from library.export import LibraryFile, UnreadableFile, library_paths, read_library_file
-from library.models import Chunk, LibraryItem, Tier
+from library.models import LibraryItem, Tier
 
 # Front-matter keys copied onto the row as they are (text fields).
 TEXT_FIELDS = {
@@ -144,32 +144,6 @@ def needs_embedding(item: LibraryItem, embedder_name: str) -> bool:
     return not chunks.exists() or chunks.exclude(embedder=embedder_name).exists()
 
 
-def embed_item(item: LibraryItem) -> None:
-    from library.embeddings import vector_to_bytes
-
-    embedded = services.embed_article(item.body)
-    with transaction.atomic():
-        item.chunks.all().delete()
-        Chunk.objects.bulk_create(
-            Chunk(
-                item=item,
-                ordinal=i,
-                text=text,
-                vector=vector_to_bytes(embedded.vectors[i]),
-                embedder=embedded.embedder,
-            )
-            for i, text in enumerate(embedded.chunks)
-        )
-        LibraryItem.objects.filter(pk=item.pk).update(
-            embedder=embedded.embedder, embedder_version=embedded.embedder_version
-        )
-    item.refresh_from_db()
-    # The file records the embedder too, so the next rebuild finds nothing to change.
-    services.item_rewrite_file(item)
-    if services.may_write_index():
-        services.index_item(item)
-
-
 class Command(BaseCommand):
     help = (
         "Recreate library items and tags from the Markdown files' front matter (local disk "
@@ -242,7 +216,7 @@ class Command(BaseCommand):
         done = 0
         for item in tqdm(stale, desc="embedding", unit="item", disable=quiet):
             try:
-                embed_item(item)
+                services.item_reembed(item)
             except Exception as exc:  # noqa: BLE001
                 errors.append(f"{item.file_path}: embedding failed: {type(exc).__name__}: {exc}")
                 continue

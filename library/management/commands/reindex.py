@@ -19,9 +19,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from library import search, vector_index
+from library import search, services, vector_index
 from library.embeddings import get_embedder
-from library.management.commands.rebuild_from_files import embed_item
 from library.models import Chunk, LibraryItem
 
 
@@ -67,7 +66,7 @@ class Command(BaseCommand):
         items = LibraryItem.objects.filter(pk__in=stale).order_by("pk")
         for item in tqdm(items, total=len(stale), desc="embedding", unit="item", disable=quiet):
             try:
-                embed_item(item)
+                services.item_reembed(item)
             except Exception as exc:  # noqa: BLE001
                 failures.append(f"{item.pk} {item.url}: {type(exc).__name__}: {exc}")
         for failure in failures:
