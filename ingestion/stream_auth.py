@@ -1,6 +1,6 @@
 """Token authentication for the ASGI streams: `Authorization: Token <key>` (DRF's tokens).
 
-The browser's session cookie is handled by Channels' AuthMiddlewareStack; API
+The browser's login cookie is handled by Channels' AuthMiddlewareStack; API
 clients and command-line tools send the same token they use for the REST API.
 """
 
@@ -25,7 +25,7 @@ def _user_for_token(key: str) -> Any:
 class TokenAuthMiddleware:
     """Sets scope["user"] from `Authorization: Token <key>` when the header is present.
 
-    Without the header the session cookie decides (AuthMiddlewareStack). A bad
+    Without the header the login cookie decides (AuthMiddlewareStack). A bad
     token makes the user anonymous rather than falling back to the cookie, as
     DRF's TokenAuthentication does. Works on either side of AuthMiddlewareStack:
     outside it, the stack's `scope["user"]._wrapped = ...` lands as an unused

@@ -3,7 +3,7 @@
 DRF views answer 503 through `librarian.api_errors`, which uses `UNAVAILABLE`
 from here; `DatabaseUnavailableMiddleware` covers every other Django view (the
 browser pages, the admin), and `UnavailableASGIMiddleware` the ASGI layers in
-front of Django (the streams' token and session lookups). So a client backs off
+front of Django (the streams' token and login-cookie lookups). So a client backs off
 and retries instead of reporting a bug. Redis counts too: with `REDIS_URL` it
 holds the cache the API throttle reads.
 """

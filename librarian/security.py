@@ -14,7 +14,7 @@ module adds what Django 5.2 lacks:
   origin is echoed back (never `*` unless the list itself is `*`); an unknown
   origin gets no CORS header at all, so the browser blocks it. Credentials are
   never allowed: cross-origin clients authenticate with `Authorization: Token`,
-  so a page on another origin can never ride a user's session cookie.
+  so a page on another origin can never ride a user's login cookie.
   `CorsMiddleware` serves Django's views; `CorsASGIMiddleware` does the same for
   the Channels stream consumers, which Django middleware never sees.
 """

@@ -224,9 +224,9 @@ def test_it_sets_secure_http_only_cookies_on_login(alice):
     client.get("/login/")
     response = client.post("/login/", {"username": "alice", "password": "alice-password-123"})
     assert response.status_code == 302
-    session = response.cookies["sessionid"]
-    assert session["secure"] and session["httponly"]
-    assert session["samesite"] == "Lax"
+    login_cookie = response.cookies["sessionid"]
+    assert login_cookie["secure"] and login_cookie["httponly"]
+    assert login_cookie["samesite"] == "Lax"
     assert client.cookies["csrftoken"]["secure"]
 
 

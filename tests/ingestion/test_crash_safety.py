@@ -394,7 +394,7 @@ def test_it_answers_503_while_postgres_is_gone_and_finishes_every_job_after(page
                 timeout=30,
             )
             assert status.status_code == 503
-            # A session cookie is read before any view runs: still a 503, not a 500.
+            # A login cookie is read before any view runs: still a 503, not a 500.
             cookies = {"sessionid": "x" * 32}
             api = httpx.get(f"{base}/api/v1/library", cookies=cookies, timeout=30)
             page = httpx.get(f"{base}/", cookies=cookies, timeout=30)
