@@ -107,3 +107,19 @@ def test_it_writes_the_item_and_its_chunks(alice, page_server):
     assert item.word_count > 400
     assert item.analyzer == "local"
     assert item.embedder
+
+
+def test_it_fails_as_storage_failed_when_the_file_cannot_be_written(
+    alice, article_page, settings, tmp_path
+):
+    settings.LIBRARIAN_MAX_ATTEMPTS = 1
+    # A file where the library folder should be: the storage really cannot write.
+    (tmp_path / "files").mkdir(exist_ok=True)
+    (tmp_path / "files" / "library").write_text("not a folder")
+    job = run(article_page, alice)
+    assert (job.status, job.error_type, job.error_stage) == (
+        Status.FAILED,
+        "storage_failed",
+        "load",
+    )
+    assert not LibraryItem.objects.exists()
